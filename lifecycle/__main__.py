@@ -1,0 +1,3 @@
+from lifecycle.cli.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""Image backends: local store, OCI layout, registry, daemon, memory."""

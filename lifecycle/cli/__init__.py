@@ -1,0 +1,1 @@
+"""Click commands: translate flags into typed inputs, print results and errors."""

@@ -1,0 +1,134 @@
+"""Commands over stored images: images, inspect, rmi, save, gc."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from lifecycle.backends.store import LocalStore
+from lifecycle.cli.output import Logger
+from lifecycle.oci.image import Image
+from lifecycle.platform.targets import open_target
+
+__all__ = ["images", "inspect", "rmi", "save", "store_gc"]
+
+
+def _human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.1f} {unit}" if unit != "B" else f"{size} B"
+        value /= 1000
+    return f"{size} B"
+
+
+@click.command()
+@click.option("--output", "-o", type=click.Choice(["table", "json"]), default="table")
+@click.pass_obj
+def images(log: Logger, output: str) -> None:
+    """List the images in the local store."""
+    entries = LocalStore().list()
+    if output == "json":
+        rows = [{"name": e.tag, "digest": e.digest, "created": e.created, "size": e.size} for e in entries]
+        log.result(json.dumps(rows, indent=2))
+        return
+    log.result(f"{'NAME':40} {'DIGEST':19} {'SIZE':>10}")
+    for e in entries:
+        log.result(f"{e.tag:40} {e.digest[7:19]:19} {_human_size(e.size):>10}")
+
+
+def describe(image: Image, reference: str) -> dict[str, Any]:
+    """What ``inspect`` shows: the config, labels and layers of an image."""
+    config = image.config
+    container = config.config
+    return {
+        "reference": reference,
+        "digest": image.digest,
+        "mediaType": image.media_type,
+        "created": config.created,
+        "os": config.os,
+        "architecture": config.architecture,
+        "user": container.user,
+        "env": container.env or [],
+        "entrypoint": container.entrypoint,
+        "cmd": container.cmd,
+        "workingDir": container.working_dir,
+        "labels": container.labels or {},
+        "annotations": image.annotations,
+        "layers": [
+            {"digest": layer.digest, "diffID": layer.diff_id, "size": layer.size} for layer in image.layers
+        ],
+    }
+
+
+def _print_description(log: Logger, info: dict[str, Any]) -> None:
+    for key in ("reference", "digest", "created", "os", "architecture", "user", "workingDir"):
+        log.result(f"{key + ':':14}{info[key] or ''}")
+    log.result(f"{'entrypoint:':14}{json.dumps(info['entrypoint'])}")
+    log.result("env:")
+    for item in info["env"]:
+        log.result(f"  {item}")
+    log.result("labels:")
+    for key, value in sorted(info["labels"].items()):
+        shown = value if len(value) <= 100 else value[:97] + "..."
+        log.result(f"  {key}={shown}")
+    log.result("layers:")
+    for layer in info["layers"]:
+        log.result(f"  {layer['diffID']}  {_human_size(layer['size'])}")
+
+
+@click.command()
+@click.argument("image")
+@click.option("--output", "-o", type=click.Choice(["human", "json"]), default="human")
+@click.pass_obj
+def inspect(log: Logger, image: str, output: str) -> None:
+    """Show an image's config, labels and layers."""
+    target = open_target(image)
+    info = describe(target.store.image(target.name), target.display)
+    if output == "json":
+        log.result(json.dumps(info, indent=2, sort_keys=True))
+    else:
+        _print_description(log, info)
+
+
+@click.command()
+@click.argument("names", nargs=-1, required=True)
+@click.pass_obj
+def rmi(log: Logger, names: tuple[str, ...]) -> None:
+    """Remove tags from the local store (blobs go at the next gc)."""
+    store = LocalStore()
+    for name in names:
+        store.delete(name)
+        log.info(f"Untagged {name}")
+
+
+@click.command(name="gc")
+@click.pass_obj
+def store_gc(log: Logger) -> None:
+    """Delete blobs of the local store that no tag reaches."""
+    freed = LocalStore().gc()
+    log.result(f"Freed {_human_size(freed)}")
+
+
+@click.command()
+@click.argument("image")
+@click.option(
+    "--output",
+    "-o",
+    "dest",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Where to write a docker-archive tar (for docker load).",
+)
+@click.pass_obj
+def save(log: Logger, image: str, dest: Path) -> None:
+    """Write an image as a tar that `docker load` reads."""
+    from lifecycle.backends.archive import write_docker_archive
+
+    target = open_target(image)
+    with dest.open("wb") as out:
+        write_docker_archive(target.store.image(target.name), [target.name], out)
+    log.info(f"Saved {target.display} to {dest}")

@@ -1,0 +1,1 @@
+"""Start buildpack processes: the Runner seam and the CNB executor over it."""

@@ -1,0 +1,73 @@
+"""The bubblewrap runner: buildpacks run inside the build image's root filesystem.
+
+The extracted rootfs is mounted read-only as ``/``; the app, layers and
+platform dirs are bound at ``/workspace``, ``/layers`` and ``/platform``, each
+buildpack read-only at ``/cnb/buildpacks/<id>/<version>``. The process runs as
+the build image's ``CNB_USER_ID:CNB_GROUP_ID`` in fresh namespaces, sharing the
+network unless told not to (DESIGN.md "how buildpacks run").
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from lifecycle.errors import PybuildError
+from lifecycle.execution.process import stream_process
+from lifecycle.execution.runner import OutputSink, ProcessRequest, SandboxPaths, Workspace
+
+__all__ = ["HOST_CA_BUNDLE", "BwrapRunner"]
+
+HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+_CA_IN_IMAGE = "/etc/ssl/certs/ca-certificates.crt"
+
+
+@dataclass(frozen=True)
+class BwrapRunner:
+    rootfs: Path
+    uid: int
+    gid: int
+    network: str = "host"
+    ca_bundle: Path | None = HOST_CA_BUNDLE
+
+    def paths(self, workspace: Workspace) -> SandboxPaths:
+        return SandboxPaths(
+            app="/workspace",
+            layers="/layers",
+            platform="/platform",
+            buildpacks={key: "/cnb/buildpacks/" + key.replace("@", "/", 1) for key in workspace.buildpacks},
+        )
+
+    def run(self, request: ProcessRequest, workspace: Workspace, output: OutputSink) -> int:
+        bwrap = shutil.which("bwrap")
+        if bwrap is None:
+            raise PybuildError("start buildpack", "bubblewrap is not installed (apt-get install bubblewrap)")
+        argv = [*self._drop_root(), bwrap, *self._mounts(workspace), *self._namespaces()]
+        argv += ["--chdir", request.cwd, "--clearenv"]
+        for name, value in sorted(request.env.items()):
+            argv += ["--setenv", name, value]
+        return stream_process([*argv, "--", *request.argv], {"PATH": os.defpath}, None, output)
+
+    def _drop_root(self) -> list[str]:
+        """As root, become the build user first so files on the binds are theirs (ENVIRONMENT.md §5)."""
+        if os.geteuid() != 0:
+            return []
+        return ["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--clear-groups"]
+
+    def _mounts(self, workspace: Workspace) -> list[str]:
+        args = ["--ro-bind", str(self.rootfs), "/", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+        args += ["--bind", str(workspace.app), "/workspace", "--bind", str(workspace.layers), "/layers"]
+        args += ["--ro-bind", str(workspace.platform), "/platform", "--tmpfs", "/cnb/buildpacks"]
+        for key, host_dir in sorted(workspace.buildpacks.items()):
+            args += ["--ro-bind", str(host_dir), "/cnb/buildpacks/" + key.replace("@", "/", 1)]
+        if self.ca_bundle and self.ca_bundle.is_file() and (self.rootfs / "etc/ssl/certs").is_dir():
+            args += ["--ro-bind", str(self.ca_bundle), _CA_IN_IMAGE]
+        return args
+
+    def _namespaces(self) -> list[str]:
+        args = ["--unshare-all", "--uid", str(self.uid), "--gid", str(self.gid), "--die-with-parent"]
+        if self.network != "none":
+            args.append("--share-net")
+        return args

@@ -1,0 +1,104 @@
+"""Build-image root filesystems, extracted once per image digest and cached.
+
+Layers are applied in order with OCI whiteouts; entries that would land
+outside the target (``..``, absolute links) are refused by tarfile's ``tar``
+filter, and device nodes are skipped. The finished tree appears under its
+final name in one rename, so a killed extraction is never used.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tarfile
+import tempfile
+from pathlib import Path
+
+from lifecycle.errors import ImageError
+from lifecycle.oci.digest import hex_part
+from lifecycle.oci.image import Image
+from lifecycle.oci.layer import Layer
+
+__all__ = ["MOUNT_POINTS", "extract_rootfs", "rootfs_cache"]
+
+# Directories bwrap binds over; a read-only root must already have them.
+MOUNT_POINTS = ("workspace", "layers", "platform", "cnb/buildpacks", "tmp", "proc", "dev", "sys")
+_WHITEOUT = ".wh."
+_OPAQUE = ".wh..wh..opq"
+
+
+def rootfs_cache(image: Image, cache_dir: Path) -> Path:
+    """The extracted root filesystem of ``image``, extracting it on first use."""
+    final = cache_dir / hex_part(image.digest)
+    if final.is_dir():
+        return final
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(dir=cache_dir, prefix=".extract-"))
+    try:
+        extract_rootfs(image, scratch)
+        os.replace(scratch, final)
+    except OSError:
+        shutil.rmtree(scratch, ignore_errors=True)
+        if not final.is_dir():
+            raise
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    return final
+
+
+def extract_rootfs(image: Image, dest: Path) -> None:
+    for index, layer in enumerate(image.layers):
+        try:
+            _apply_layer(layer, dest)
+        except (tarfile.TarError, OSError) as exc:
+            raise ImageError(f"extract layer {index} ({layer.digest[:19]})", str(exc)) from exc
+    for mount_point in MOUNT_POINTS:
+        (dest / mount_point).mkdir(parents=True, exist_ok=True)
+
+
+def _apply_layer(layer: Layer, dest: Path) -> None:
+    with layer.uncompressed() as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
+        for member in tar:
+            name = member.name.lstrip("/").removeprefix("./")
+            base = os.path.basename(name)
+            if base.startswith(_WHITEOUT):
+                _whiteout(dest, os.path.dirname(name), base)
+            elif member.isdev():
+                continue
+            else:
+                _replace_existing(dest / name, member)
+                tar.extract(member, dest, filter=_keep_owner)
+
+
+def _keep_owner(member: tarfile.TarInfo, path: str) -> tarfile.TarInfo:
+    """tarfile's ``tar`` filter, but root keeps the image's owners and modes."""
+    checked = tarfile.tar_filter(member, path)
+    if os.geteuid() == 0:
+        return checked.replace(uid=member.uid, gid=member.gid, mode=member.mode, deep=False)
+    return checked
+
+
+def _replace_existing(path: Path, member: tarfile.TarInfo) -> None:
+    """A file from an upper layer replaces whatever a lower one put there."""
+    if path.is_symlink() or (path.exists() and not (path.is_dir() and member.isdir())):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+
+
+def _whiteout(dest: Path, parent: str, base: str) -> None:
+    directory = dest / parent
+    if not directory.resolve().is_relative_to(dest.resolve()):
+        raise ImageError("apply whiteout", f"{parent}/{base} points outside the root filesystem")
+    if base == _OPAQUE:
+        if directory.is_dir():
+            for child in directory.iterdir():
+                shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+        return
+    victim = directory / base[len(_WHITEOUT) :]
+    if victim.is_dir() and not victim.is_symlink():
+        shutil.rmtree(victim)
+    elif victim.exists() or victim.is_symlink():
+        victim.unlink()
