@@ -15,19 +15,19 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
 from lifecycle.backends.base import REF_NAME, BlobStats, CountingReader
-from lifecycle.errors import BlobNotFound, DigestMismatch, ImageNotFound, StoreCorrupt
+from lifecycle.errors import BlobNotFound, DigestMismatch, ImageError, ImageNotFound, StoreCorrupt
 from lifecycle.oci.digest import check_digest, hex_part, is_digest, sha256_digest
+from lifecycle.oci.files import create_temp
 from lifecycle.oci.image import Image
 from lifecycle.oci.layer import Layer
 from lifecycle.oci.media import OCI_INDEX, is_index
-from lifecycle.oci.models import Descriptor, Index, parse_model
+from lifecycle.oci.models import Descriptor, Index, Manifest, parse_model
 
 __all__ = ["Layout"]
 
@@ -121,7 +121,13 @@ class Layout:
             raise StoreCorrupt(
                 "read image layout", f"{path} is not valid JSON ({exc}); restore it or remove the layout"
             ) from None
-        return parse_model(Index, raw, str(path))
+        try:
+            return parse_model(Index, raw, str(path))
+        except ImageError as exc:
+            raise StoreCorrupt(
+                "read image layout",
+                f"{path} is not an image index ({exc.cause}); restore it or remove the layout",
+            ) from exc
 
     def _write_index(self, index: Index) -> None:
         _atomic_write(self.root / "index.json", index.to_bytes(), self.scratch)
@@ -160,10 +166,11 @@ class Layout:
 
     def _image_at(self, desc: Descriptor, ref: str) -> Image:
         raw = self.read_blob(desc.digest, f"manifest of {ref}")
-        if is_index(desc.media_type) or is_index(json.loads(raw).get("mediaType", "")):
+        document = _json_object(raw, ref)
+        if is_index(desc.media_type) or is_index(str(document.get("mediaType", ""))):
             return self._image_at(_pick_platform(parse_model(Index, raw, f"index of {ref}"), ref), ref)
-        manifest_config = json.loads(raw).get("config", {}).get("digest", "")
-        raw_config = self.read_blob(manifest_config, f"config of {ref}")
+        manifest = parse_model(Manifest, raw, f"manifest of {ref}")
+        raw_config = self.read_blob(manifest.config.digest, f"config of {ref}")
         return Image.from_raw(raw, raw_config, self, ref)
 
     def write(self, image: Image, tags: Sequence[str]) -> str:
@@ -218,6 +225,16 @@ class Layout:
         return live
 
 
+def _json_object(raw: bytes, ref: str) -> dict[str, object]:
+    try:
+        document = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        document = None
+    if not isinstance(document, dict):
+        raise ImageError(f"read {ref}", "the blob is not a manifest or an index (not a JSON object)")
+    return document
+
+
 def _pick_platform(index: Index, ref: str) -> Descriptor:
     for desc in index.manifests:
         platform = desc.platform
@@ -229,20 +246,22 @@ def _pick_platform(index: Index, ref: str) -> Descriptor:
 
 
 def _atomic_write(dest: Path, data: bytes, scratch: Path | None = None) -> None:
-    fd, tmp = tempfile.mkstemp(dir=scratch or dest.parent, prefix=".write-")
+    fd, tmp = create_temp(scratch or dest.parent, ".write-")
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         os.replace(tmp, dest)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
 def _link_into(src: Path, dest: Path, scratch: Path) -> bool:
-    tmp = scratch / f".link-{os.getpid()}-{dest.name}"
+    # A fresh name per call: threads writing the same layer must not share a temp link.
+    fd, tmp = create_temp(scratch, ".link-")
+    os.close(fd)
+    tmp.unlink()
     try:
-        tmp.unlink(missing_ok=True)
         os.link(src, tmp)
     except OSError:
         return False
@@ -251,7 +270,7 @@ def _link_into(src: Path, dest: Path, scratch: Path) -> bool:
 
 
 def _copy_verified(src: BinaryIO, dest: Path, digest: str, scratch: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=scratch, prefix=".blob-")
+    fd, tmp = create_temp(scratch, ".blob-")
     hasher = hashlib.sha256()
     try:
         with os.fdopen(fd, "wb") as out:
@@ -262,7 +281,7 @@ def _copy_verified(src: BinaryIO, dest: Path, digest: str, scratch: Path) -> Non
             raise DigestMismatch("copy blob", f"content of {digest} hashed to sha256:{hasher.hexdigest()}")
         os.replace(tmp, dest)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 

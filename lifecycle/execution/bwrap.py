@@ -5,6 +5,11 @@ platform dirs are bound at ``/workspace``, ``/layers`` and ``/platform``, each
 buildpack read-only at ``/cnb/buildpacks/<id>/<version>``. The process runs as
 the build image's ``CNB_USER_ID:CNB_GROUP_ID`` in fresh namespaces, sharing the
 network unless told not to (DESIGN.md "how buildpacks run").
+
+The invoking user is mapped to the build user in a new user namespace and
+keeps no capabilities, so files a buildpack writes belong to the invoking user
+on the host and to ``CNB_USER_ID`` inside; this also works where the pybuild
+home is private to the invoking user (``/root`` is 0700).
 """
 
 from __future__ import annotations
@@ -44,17 +49,11 @@ class BwrapRunner:
         bwrap = shutil.which("bwrap")
         if bwrap is None:
             raise PybuildError("start buildpack", "bubblewrap is not installed (apt-get install bubblewrap)")
-        argv = [*self._drop_root(), bwrap, *self._mounts(workspace), *self._namespaces()]
+        argv = [bwrap, *self._mounts(workspace), *self._namespaces()]
         argv += ["--chdir", request.cwd, "--clearenv"]
         for name, value in sorted(request.env.items()):
             argv += ["--setenv", name, value]
         return stream_process([*argv, "--", *request.argv], {"PATH": os.defpath}, None, output)
-
-    def _drop_root(self) -> list[str]:
-        """As root, become the build user first so files on the binds are theirs (ENVIRONMENT.md §5)."""
-        if os.geteuid() != 0:
-            return []
-        return ["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--clear-groups"]
 
     def _mounts(self, workspace: Workspace) -> list[str]:
         args = ["--ro-bind", str(self.rootfs), "/", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]

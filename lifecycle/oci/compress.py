@@ -3,13 +3,17 @@
 One pass over the uncompressed stream hashes it (the diffID), deflates it with
 ISA-L (about ten times zlib level 6 here, at similar size) and hashes the
 compressed output (the digest) while writing it. Nothing is read twice.
+
+ISA-L's output depends on how its input is cut into ``compress`` calls, so the
+sink always feeds it whole ``_CHUNK`` blocks: the blob then depends only on the
+tar bytes, not on how a writer split them (EXP-6). Changing ``_CHUNK`` or the
+level changes every layer digest.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +22,7 @@ from types import TracebackType
 
 from isal import isal_zlib
 
+from lifecycle.oci.files import create_temp
 from lifecycle.oci.layer import FileBlobs, Layer
 from lifecycle.oci.media import OCI_LAYER_GZIP
 from lifecycle.oci.models import Descriptor
@@ -47,9 +52,8 @@ class LayerSink:
 
     def __init__(self, directory: Path, level: int = 1) -> None:
         directory.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=directory, prefix=".layer-", suffix=".tmp")
+        fd, self._path = create_temp(directory, ".layer-")
         self._file = os.fdopen(fd, "wb")
-        self._path = Path(name)
         self._diff = hashlib.sha256()
         self._digest = hashlib.sha256()
         self._deflate = isal_zlib.compressobj(level, zlib.DEFLATED, _GZIP_WBITS)
@@ -64,7 +68,7 @@ class LayerSink:
     def write(self, data: bytes | bytearray | memoryview) -> int:
         self._pending += data
         if len(self._pending) >= _CHUNK:
-            self._flush_pending()
+            self._consume_whole_chunks()
         return len(data)
 
     def tell(self) -> int:
@@ -73,9 +77,14 @@ class LayerSink:
     def flush(self) -> None:
         """Kept cheap: tarfile calls it; real flushing happens at close."""
 
-    def _flush_pending(self) -> None:
-        chunk = bytes(self._pending)
-        self._pending.clear()
+    def _consume_whole_chunks(self) -> None:
+        whole = len(self._pending) - len(self._pending) % _CHUNK
+        with memoryview(self._pending) as view:
+            for start in range(0, whole, _CHUNK):
+                self._consume(view[start : start + _CHUNK])
+        del self._pending[:whole]
+
+    def _consume(self, chunk: bytes | memoryview) -> None:
         self._raw_size += len(chunk)
         self._diff.update(chunk)
         self._emit(self._deflate.compress(chunk))
@@ -88,7 +97,8 @@ class LayerSink:
 
     def close(self) -> CompressedBlob:
         if self.result is None:
-            self._flush_pending()
+            self._consume(bytes(self._pending))
+            self._pending.clear()
             self._emit(self._deflate.flush())
             self._file.close()
             self.result = CompressedBlob(

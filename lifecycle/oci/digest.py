@@ -13,7 +13,7 @@ from lifecycle.errors import DigestMismatch
 
 __all__ = ["EMPTY_TAR_DIFF_ID", "check_digest", "hex_part", "is_digest", "sha256_digest"]
 
-_DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+_DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 def sha256_digest(data: bytes) -> str:
@@ -22,7 +22,7 @@ def sha256_digest(data: bytes) -> str:
 
 
 def is_digest(value: str) -> bool:
-    return bool(_DIGEST_RE.match(value))
+    return _DIGEST_RE.fullmatch(value) is not None
 
 
 def hex_part(digest: str) -> str:

@@ -58,13 +58,27 @@ class Layer:
     def uncompressed(self) -> BinaryIO:
         stream = self.compressed()
         if is_gzip_layer(self.media_type):
-            return igzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[no-untyped-call,return-value]
+            return _Gunzip(stream)  # type: ignore[return-value]
         return stream
 
     def local_path(self) -> Path | None:
         if isinstance(self.source, LocalBlobs):
             return self.source.blob_path(self.digest)
         return None
+
+
+class _Gunzip(igzip.GzipFile):
+    """Decompresses a blob stream, and closes it too (``GzipFile`` leaves a given stream open)."""
+
+    def __init__(self, blob: BinaryIO) -> None:
+        super().__init__(fileobj=blob, mode="rb")  # type: ignore[no-untyped-call]
+        self._blob = blob
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._blob.close()
 
 
 class FileBlobs:

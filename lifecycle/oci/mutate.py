@@ -36,6 +36,12 @@ def new_image(
     """Serialise ``config`` (with diff_ids taken from ``layers``) and a manifest over it."""
     rootfs = config.rootfs.model_copy(update={"diff_ids": [layer.diff_id for layer in layers]})
     raw_config = config.model_copy(update={"rootfs": rootfs}).to_bytes()
+    return _with_manifest(raw_config, layers, media_type, annotations)
+
+
+def _with_manifest(
+    raw_config: bytes, layers: Sequence[Layer], media_type: str, annotations: dict[str, str] | None
+) -> Image:
     config_type = DOCKER_CONFIG if media_type == DOCKER_MANIFEST else OCI_CONFIG
     manifest = Manifest(
         schema_version=2,
@@ -83,8 +89,9 @@ def set_labels(image: Image, labels: dict[str, str], remove: Callable[[str], boo
 
 
 def set_annotations(image: Image, annotations: dict[str, str]) -> Image:
+    """Merge manifest annotations; the config bytes are kept as they are (only the manifest changes)."""
     merged = {**image.annotations, **annotations}
-    return new_image(image.config, image.layers, media_type=image.media_type, annotations=merged or None)
+    return _with_manifest(image.raw_config, image.layers, image.media_type, merged)
 
 
 def _non_empty_history(history: list[History]) -> list[int]:

@@ -87,6 +87,23 @@ class LayerTar:
             info.linkname = target
             self._tar.addfile(info)
 
+    def add_member(self, info: tarfile.TarInfo, stream: BinaryIO | None = None) -> None:
+        """Copy an entry of another tar (a rootfs tarball, a .deb): its type, mode and owner kept.
+
+        The name is normalised like every other entry, the mtime is clamped to this writer's
+        (older package mtimes stay, so .pyc files stay valid), and of its PAX headers only
+        xattrs (file capabilities) are kept, so nothing of the machine that made it leaks in.
+        """
+        name = self._claim(info.name)
+        if name is None or name == "/":
+            return
+        entry = self._info(name, info.type, info.mode, info.uid, info.gid)
+        entry.mtime = min(int(info.mtime), self._mtime)
+        entry.size = info.size if info.isreg() else 0
+        entry.linkname = str(PurePosixPath("/", info.linkname)) if info.islnk() else info.linkname
+        entry.pax_headers = {k: v for k, v in info.pax_headers.items() if k.startswith("SCHILY.xattr.")}
+        self._tar.addfile(entry, stream if info.isreg() else None)
+
     def add_whiteout(self, path: str) -> None:
         """Mark ``path`` deleted in this layer (OCI whiteout file)."""
         p = PurePosixPath("/", path)

@@ -20,6 +20,8 @@ def validate(image: Image, *, layers: bool = True) -> None:
         raise ImageError("verify image config", "size differs from its descriptor")
     if image.config.rootfs.diff_ids != image.diff_ids:
         raise ImageError("verify image", "config diff_ids differ from the layer handles")
+    if image.manifest.layers != [layer.descriptor for layer in image.layers]:
+        raise ImageError("verify image", "manifest layers differ from the layer handles")
     if layers:
         for index, layer in enumerate(image.layers):
             _validate_layer(index, layer.digest, layer.size, layer.diff_id, image)

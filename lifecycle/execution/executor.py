@@ -1,0 +1,141 @@
+"""The CNB buildpack protocol over a Runner: argv, ``CNB_*`` env, plan files, results.
+
+Only in-sandbox paths reach a buildpack (``/workspace``, ``/layers``,
+``/platform``, ``/cnb/buildpacks/<id>/<version>`` under bwrap); the host side of
+each file is known here so results can be read back (DET-4, DET-5, BLD-1, §4).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+from lifecycle.cnb._files import write_toml
+from lifecycle.cnb.buildpack import BuildpackDescriptor
+from lifecycle.cnb.ids import escape_id
+from lifecycle.cnb.plan import BuildpackPlan, DetectPlan, load_detect_plan
+from lifecycle.env import Env
+from lifecycle.errors import ConfigError
+from lifecycle.execution.runner import OutputSink, ProcessRequest, Runner, SandboxPaths, Workspace
+
+__all__ = ["BuildpackExecutor", "DetectOutcome", "DetectStatus", "TargetInfo"]
+
+SCRATCH = ".pybuild"  # under <layers>: plan files; never exported
+
+
+@dataclass(frozen=True)
+class TargetInfo:
+    """The run image's target, as ``CNB_TARGET_*`` (§4; optional ones never empty, lifecycle#1371)."""
+
+    os: str = "linux"
+    arch: str = "amd64"
+    arch_variant: str | None = None
+    distro_name: str | None = None
+    distro_version: str | None = None
+
+    def env(self) -> dict[str, str]:
+        values = {
+            "CNB_TARGET_OS": self.os,
+            "CNB_TARGET_ARCH": self.arch,
+            "CNB_TARGET_ARCH_VARIANT": self.arch_variant,
+            "CNB_TARGET_DISTRO_NAME": self.distro_name,
+            "CNB_TARGET_DISTRO_VERSION": self.distro_version,
+        }
+        return {name: value for name, value in values.items() if value}
+
+
+class DetectStatus(StrEnum):
+    PASS = "pass"
+    FAIL = "fail"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class DetectOutcome:
+    status: DetectStatus
+    plan: DetectPlan = field(default_factory=DetectPlan)
+    reason: str = ""
+
+
+@dataclass
+class BuildpackExecutor:
+    """Runs ``bin/detect`` and ``bin/build`` of buildpacks through one runner."""
+
+    runner: Runner
+    workspace: Workspace
+    target: TargetInfo = field(default_factory=TargetInfo)
+    exec_env: str = "production"
+    output: OutputSink = print
+
+    @property
+    def paths(self) -> SandboxPaths:
+        return self.runner.paths(self.workspace)
+
+    def host_dir(self, buildpack: BuildpackDescriptor) -> Path:
+        return self.workspace.buildpacks[buildpack.ref]
+
+    def _common_env(self, buildpack: BuildpackDescriptor, env: Env) -> dict[str, str]:
+        features = buildpack.features
+        values = dict(env)
+        values["CNB_BUILDPACK_DIR"] = self.paths.buildpacks[buildpack.ref]
+        if not features.positional_args_only:
+            values["CNB_PLATFORM_DIR"] = self.paths.platform
+        if features.targets:
+            values.update(self.target.env())
+        if features.exec_env:
+            values["CNB_EXEC_ENV"] = self.exec_env
+        return values
+
+    def _scratch(self, phase: str, buildpack: BuildpackDescriptor) -> tuple[Path, str]:
+        """A per-buildpack plan file: host path and sandbox path."""
+        relative = f"{SCRATCH}/{phase}/{escape_id(buildpack.buildpack.id)}/plan.toml"
+        host = self.workspace.layers / relative
+        host.parent.mkdir(parents=True, exist_ok=True)
+        host.unlink(missing_ok=True)
+        return host, f"{self.paths.layers}/{relative}"
+
+    def detect(self, buildpack: BuildpackDescriptor, env: Env) -> DetectOutcome:
+        """Run ``bin/detect``: 0 pass, 100 fail, anything else error (DET-4, DET-5)."""
+        executable = self.host_dir(buildpack) / "bin" / "detect"
+        if not executable.is_file():
+            return DetectOutcome(DetectStatus.ERROR, reason=f"{executable} does not exist (add bin/detect)")
+        plan_host, plan_path = self._scratch("detect", buildpack)
+        plan_host.touch()
+        values = self._common_env(buildpack, env)
+        if not buildpack.features.positional_args_only:
+            values["CNB_BUILD_PLAN_PATH"] = plan_path
+        argv = [f"{self.paths.buildpacks[buildpack.ref]}/bin/detect", self.paths.platform, plan_path]
+        code = self._run(argv, values)
+        if code == 100:
+            return DetectOutcome(DetectStatus.FAIL)
+        if code != 0:
+            return DetectOutcome(DetectStatus.ERROR, reason=f"{buildpack.ref}: bin/detect exited with {code}")
+        try:
+            return DetectOutcome(DetectStatus.PASS, load_detect_plan(plan_host))
+        except ConfigError as exc:
+            return DetectOutcome(DetectStatus.ERROR, reason=str(exc.cause))
+
+    def build(self, buildpack: BuildpackDescriptor, plan: BuildpackPlan, env: Env) -> int:
+        """Run ``bin/build`` with ``<layers>/<id> <platform> <plan>`` (BLD-1); its exit code."""
+        executable = self.host_dir(buildpack) / "bin" / "build"
+        if not executable.is_file():
+            raise ConfigError("build", f"{executable} does not exist (add bin/build)", exit_code=52)
+        layers_dir = f"{self.paths.layers}/{escape_id(buildpack.buildpack.id)}"
+        (self.workspace.layers / escape_id(buildpack.buildpack.id)).mkdir(parents=True, exist_ok=True)
+        plan_host, plan_path = self._scratch("build", buildpack)
+        write_toml(plan_host, plan)
+        values = self._common_env(buildpack, env)
+        if not buildpack.features.positional_args_only:
+            values.update(CNB_BP_PLAN_PATH=plan_path, CNB_LAYERS_DIR=layers_dir)
+        argv = [
+            f"{self.paths.buildpacks[buildpack.ref]}/bin/build",
+            layers_dir,
+            self.paths.platform,
+            plan_path,
+        ]
+        return self._run(argv, values)
+
+    def _run(self, argv: list[str], env: dict[str, str]) -> int:
+        request = ProcessRequest(argv, env, self.paths.app)
+        return self.runner.run(request, self.workspace, self.output)

@@ -1,0 +1,1 @@
+"""The lifecycle phases: each takes typed inputs and injected collaborators and returns a typed result."""

@@ -1,0 +1,199 @@
+"""``pybuild build``: what pack does around the lifecycle phases.
+
+Resolve the builder, run image and target; prepare the workspace; run
+detect, build and export with one executor; write the image to its target.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lifecycle.backends.store import LocalStore, pybuild_home
+from lifecycle.cnb.buildpack import BuildpackDescriptor, load_buildpack_toml
+from lifecycle.cnb.order import OrderEntry, OrderGroup
+from lifecycle.env import filter_platform_env, read_user_env
+from lifecycle.errors import ConfigError
+from lifecycle.execution.bwrap import HOST_CA_BUNDLE, BwrapRunner
+from lifecycle.execution.executor import BuildpackExecutor, TargetInfo
+from lifecycle.execution.host import HostRunner
+from lifecycle.execution.rootfs import rootfs_cache
+from lifecycle.execution.runner import Runner, Workspace
+from lifecycle.launcher import launch_files_for
+from lifecycle.oci.image import Image
+from lifecycle.phases.build import BuildInputs, Builder
+from lifecycle.phases.detect import Detector
+from lifecycle.phases.export import ExportInputs, Exporter
+from lifecycle.platform.builders import DEFAULT_BUILDER, BuildpackSource, load_builder
+from lifecycle.platform.defaults import ensure_builder
+from lifecycle.platform.targets import open_target
+from lifecycle.platform.workspace import copy_app, write_platform_env
+
+__all__ = ["BuildOptions", "BuildReport", "build"]
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    image: str
+    path: Path
+    builder: str | None = None
+    buildpacks: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+    run_image: str | None = None
+    executor: str = "bwrap"
+    network: str = "host"
+    creation_time: int | None = None
+    process_type: str | None = None
+    ca_bundle: bool = True
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    project_buildpacks: tuple[Path, ...] = ()
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    image: str
+    digest: str
+
+
+@dataclass
+class _Phases:
+    """Callbacks the CLI gives for headers and live output."""
+
+    phase: Log
+    output: Log
+    info: Log
+
+
+def _env_int(image: Image, name: str, default: int) -> int:
+    value = image.config.config.env_dict().get(name)
+    return int(value) if value and value.isdigit() else default
+
+
+def _target_info(run_image: Image) -> TargetInfo:
+    labels = run_image.labels
+    return TargetInfo(
+        os=run_image.config.os,
+        arch=run_image.config.architecture,
+        arch_variant=run_image.config.variant,
+        distro_name=labels.get("io.buildpacks.base.distro.name"),
+        distro_version=labels.get("io.buildpacks.base.distro.version"),
+    )
+
+
+def _extra_buildpacks(refs: tuple[str, ...], scratch: Path) -> list[BuildpackSource]:
+    from lifecycle.platform.builders import resolve_buildpack_dir
+
+    sources = []
+    for ref in refs:
+        bp_dir = resolve_buildpack_dir(ref, Path.cwd(), scratch)
+        sources.append(BuildpackSource(load_buildpack_toml(bp_dir / "buildpack.toml"), bp_dir))
+    return sources
+
+
+def build(opts: BuildOptions, phases: _Phases) -> BuildReport:
+    home = pybuild_home()
+    store = LocalStore(home)
+    builder_name = opts.builder or DEFAULT_BUILDER
+    ensure_builder(builder_name, store, phases.info)
+    builder = load_builder(builder_name, home)
+    build_image = store.image(builder.build_image)
+    run_name = opts.run_image or builder.run_images[0].image
+    run_image = store.image(run_name)
+    target = open_target(opts.image, create=True, home=home)
+    scratch_root = home / "tmp"
+    scratch_root.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="build-", dir=scratch_root))
+    try:
+        return _build_in(opts, phases, builder, build_image, run_name, run_image, target, work, home)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _build_in(opts, phases, builder, build_image, run_name, run_image, target, work, home):  # type: ignore[no-untyped-def]
+    app, layers, platform = work / "app", work / "layers", work / "platform"
+    copy_app(opts.path, app, opts.include, opts.exclude)
+    layers.mkdir()
+    write_platform_env(platform, opts.env)
+    sources = dict(builder.buildpacks)
+    extra = _extra_buildpacks(opts.buildpacks, work) + [
+        BuildpackSource(load_buildpack_toml(p / "buildpack.toml"), p) for p in opts.project_buildpacks
+    ]
+    for source in extra:
+        sources[source.descriptor.ref] = source
+    order = builder.order
+    if extra:
+        order = (
+            OrderGroup(
+                group=tuple(
+                    OrderEntry(id=s.descriptor.buildpack.id, version=s.descriptor.buildpack.version)
+                    for s in extra
+                )
+            ),
+        )
+    uid, gid = _env_int(build_image, "CNB_USER_ID", 1000), _env_int(build_image, "CNB_GROUP_ID", 1000)
+    runner: Runner
+    if opts.executor == "host":
+        runner = HostRunner()
+    elif opts.executor == "bwrap":
+        rootfs = rootfs_cache(build_image, home / "cache" / "rootfs")
+        runner = BwrapRunner(rootfs, uid, gid, opts.network, HOST_CA_BUNDLE if opts.ca_bundle else None)
+    else:
+        raise ConfigError("choose executor", f"{opts.executor!r} is not an executor (use bwrap or host)")
+    workspace = Workspace(app, layers, platform, {ref: s.path for ref, s in sources.items()})
+    executor = BuildpackExecutor(runner, workspace, _target_info(run_image), output=phases.output)
+    base_env = filter_platform_env(_sandbox_env(build_image, opts.executor))
+    descriptors: dict[str, BuildpackDescriptor] = {ref: s.descriptor for ref, s in sources.items()}
+    phases.phase("DETECTING")
+    group, plan = Detector(order, descriptors, executor, base_env).detect()
+    for bp in group:
+        phases.info(f"{bp.buildpack.id} {bp.buildpack.version}")
+    phases.phase("BUILDING")
+    user_env = read_user_env(platform)
+    metadata = Builder(BuildInputs(tuple(group), plan, layers, base_env, user_env), executor).build()
+    phases.phase("EXPORTING")
+    mtime = opts.creation_time if opts.creation_time is not None else None
+    export = ExportInputs(
+        run_image=run_image,
+        run_image_name=run_name,
+        run_image_reference=f"{run_name.rsplit(':', 1)[0] if ':' in run_name.rsplit('/', 1)[-1] else run_name}@{run_image.digest}",
+        group=tuple(group),
+        metadata=metadata,
+        layers_dir=layers,
+        app_dir=app,
+        scratch=work / "blobs",
+        launch_files=lambda meta: launch_files_for(meta, layers, [b.buildpack.id for b in group]),
+        uid=uid,
+        gid=gid,
+        process_type=opts.process_type,
+        **_created(mtime),
+    )
+    image = Exporter(export).export()
+    digest = target.store.write(image, [target.name])
+    phases.info(f"Saving {target.display}...")
+    return BuildReport(target.display, digest)
+
+
+def _created(epoch: int | None) -> dict[str, object]:
+    if epoch is None:
+        return {}
+    import datetime
+
+    stamp = datetime.datetime.fromtimestamp(epoch, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {"created": stamp}
+
+
+def _sandbox_env(build_image: Image, executor: str) -> dict[str, str]:
+    """The build image's env for sandboxed runs; this process's env for the host runner."""
+    if executor == "host":
+        return dict(os.environ)
+    env = build_image.config.config.env_dict()
+    env.setdefault("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    env.setdefault("HOME", "/home/cnb")
+    return env

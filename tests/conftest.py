@@ -1,0 +1,106 @@
+"""Fixtures for every test: a clean environment, and real services for integration tests.
+
+Session services start on first use and stop when the run ends (see tests/support):
+  dockerd           our own Docker daemon (or $PYBUILD_TEST_DOCKER_HOST); .host .env .client .cli
+  registry          a plain-HTTP registry shared by the session; use a repository name per test
+  registry_factory  registry_factory(auth=True, tls=True) starts a new variant
+  skopeo, umoci     Tool: call with the client's arguments; bwrap is a Tool too, checked to work
+  busybox_rootfs, busybox_image  a tiny rootfs tar and an OCI layout of it (treat as read-only)
+A missing tool skips the test, or fails it when CI is set (support.tools.unavailable).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+from support.dockerd import DockerDaemon, docker_daemon
+from support.images import OciImage, busybox_rootfs_tar, write_oci_layout
+from support.registry import Registry, RegistryFactory, running_registry
+from support.tools import Tool, require_tool, unavailable
+
+TESTS_DIR = Path(__file__).parent
+INTEGRATION_DIRS = (TESTS_DIR / "integration", TESTS_DIR / "e2e")
+# Settings that would point a test at the developer's daemon, store or credentials.
+_LEAKY_PREFIXES = ("DOCKER_", "PYBUILD_", "CNB_", "REGISTRY_AUTH_FILE", "SOURCE_DATE_EPOCH")
+_KEPT_PREFIX = "PYBUILD_TEST_"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if any(item.path.is_relative_to(directory) for directory in INTEGRATION_DIRS):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """No test sees the user's store, docker daemon, logins or CNB settings.
+
+    PYBUILD_HOME does not exist yet, as for a new user. DOCKER_HOST is set only for tests that use
+    the `dockerd` fixture, and then points at that daemon.
+    """
+    for name in list(os.environ):
+        if name.startswith(_LEAKY_PREFIXES) and not name.startswith(_KEPT_PREFIX):
+            monkeypatch.delenv(name)
+    env_dir = tmp_path_factory.mktemp("env")
+    monkeypatch.setenv("PYBUILD_HOME", os.fspath(env_dir / "pybuild-home"))
+    monkeypatch.setenv("DOCKER_CONFIG", os.fspath(env_dir / "docker-config"))
+    monkeypatch.setenv("REGISTRY_AUTH_FILE", os.fspath(env_dir / "containers-auth.json"))
+    if "dockerd" in request.fixturenames:
+        daemon: DockerDaemon = request.getfixturevalue("dockerd")
+        monkeypatch.setenv("DOCKER_HOST", daemon.host)
+
+
+@pytest.fixture(scope="session")
+def dockerd() -> Iterator[DockerDaemon]:
+    with docker_daemon() as daemon:
+        yield daemon
+
+
+@pytest.fixture(scope="session")
+def registry_factory() -> Iterator[RegistryFactory]:
+    with ExitStack() as running:
+
+        def start(*, auth: bool = False, tls: bool = False) -> Registry:
+            return running.enter_context(running_registry(auth=auth, tls=tls))
+
+        yield start
+
+
+@pytest.fixture(scope="session")
+def registry(registry_factory: RegistryFactory) -> Registry:
+    return registry_factory()
+
+
+@pytest.fixture(scope="session")
+def skopeo() -> Tool:
+    return Tool(require_tool("skopeo", "skopeo"))
+
+
+@pytest.fixture(scope="session")
+def umoci() -> Tool:
+    return Tool(require_tool("umoci", "umoci"))
+
+
+@pytest.fixture(scope="session")
+def bwrap() -> Tool:
+    tool = Tool(require_tool("bwrap", "bubblewrap"))
+    probe = tool("--ro-bind", "/", "/", "--unshare-all", "true", check=False)
+    if probe.returncode != 0:
+        unavailable(f"bwrap cannot make a sandbox on this machine: {probe.stderr.strip()}")
+    return tool
+
+
+@pytest.fixture(scope="session")
+def busybox_rootfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return busybox_rootfs_tar(tmp_path_factory.mktemp("busybox") / "rootfs.tar")
+
+
+@pytest.fixture(scope="session")
+def busybox_image(tmp_path_factory: pytest.TempPathFactory, busybox_rootfs: Path) -> OciImage:
+    return write_oci_layout(tmp_path_factory.mktemp("busybox-oci"), busybox_rootfs, "latest")
