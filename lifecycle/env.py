@@ -118,7 +118,7 @@ def read_env_dir(env_dir: Path, *, no_suffix: EnvOp = EnvOp.OVERRIDE) -> list[En
     The name is the file name up to the first `.`; the rest is the suffix. A file without a
     suffix does `no_suffix`: override for buildpacks, default for operator build-config env
     (BLD-8). `<NAME>.delim` sets the separator for NAME within this dir only. Unknown suffixes,
-    subdirectories and a missing dir give nothing. Values are used verbatim.
+    names starting with `.`, subdirectories and a missing dir give nothing. Values are verbatim.
     """
     if not env_dir.is_dir():
         return []
@@ -128,7 +128,7 @@ def read_env_dir(env_dir: Path, *, no_suffix: EnvOp = EnvOp.OVERRIDE) -> list[En
     for file in files:
         name, suffix = _split(file.name)
         op = no_suffix if suffix is None else _known_op(suffix)
-        if op is not None:
+        if op is not None and name:
             operations.append(EnvOperation(name, op, _read_verbatim(file), delims.get(name)))
     return operations
 

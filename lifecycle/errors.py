@@ -8,17 +8,17 @@ exit code (cnb-spec.md §5).
 from __future__ import annotations
 
 __all__ = [
+    "ApiError",
+    "BlobNotFound",
+    "ConfigError",
+    "DetectFailed",
+    "DigestMismatch",
     "ExitCode",
-    "PybuildError",
     "ImageError",
     "ImageNotFound",
-    "BlobNotFound",
-    "DigestMismatch",
-    "StoreCorrupt",
-    "ConfigError",
+    "PybuildError",
     "StackError",
-    "ApiError",
-    "DetectFailed",
+    "StoreCorrupt",
 ]
 
 

@@ -176,12 +176,12 @@ class Layout:
     def write(self, image: Image, tags: Sequence[str]) -> str:
         """Every blob first, then the manifest, then ``index.json`` in one rename."""
         with self._locked(".gc.lock", fcntl.LOCK_SH):
-            for layer in image.layers:
-                self.put_layer(layer)
             self.write_blob(image.raw_config)
             self.write_blob(image.raw_manifest)
             with self._locked(".lock", fcntl.LOCK_EX):
                 self._point_tags(image, tags)
+            for layer in image.layers:
+                self.put_layer(layer)
         return image.digest
 
     def _point_tags(self, image: Image, tags: Sequence[str]) -> None:
@@ -266,6 +266,8 @@ def _link_into(src: Path, dest: Path, scratch: Path) -> bool:
     except OSError:
         return False
     os.replace(tmp, dest)
+    # rename(2) does nothing when both names are links to one file (another thread won): drop ours.
+    tmp.unlink(missing_ok=True)
     return True
 
 

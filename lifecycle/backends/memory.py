@@ -8,6 +8,7 @@ from typing import BinaryIO
 
 from lifecycle.backends.base import BlobStats, CountingReader, normalize_tag
 from lifecycle.errors import BlobNotFound, ImageNotFound
+from lifecycle.oci.digest import check_digest
 from lifecycle.oci.image import Image
 
 __all__ = ["MemoryStore"]
@@ -26,6 +27,7 @@ class MemoryStore:
         except KeyError:
             raise BlobNotFound("read blob", f"{digest} is not in the memory store") from None
         self.stats.layer_opens += 1
+        self.stats.opened.append(digest)
         return CountingReader(io.BytesIO(data), self.stats)  # type: ignore[return-value]
 
     def image(self, ref: str) -> Image:
@@ -36,10 +38,13 @@ class MemoryStore:
         return Image.from_raw(raw_manifest, raw_config, self, ref)
 
     def write(self, image: Image, tags: Sequence[str]) -> str:
+        """Every layer is read and verified first, so a bad layer leaves the tags as they were."""
         for layer in image.layers:
             if layer.digest not in self.blobs:
                 with layer.compressed() as src:
-                    self.blobs[layer.digest] = src.read()
+                    data = src.read()
+                check_digest(data, layer.digest, f"layer {layer.digest}")
+                self.blobs[layer.digest] = data
         self.manifests[image.digest] = (image.raw_manifest, image.raw_config)
         for tag in tags:
             self.refs[normalize_tag(tag)] = image.digest

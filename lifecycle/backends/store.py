@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from lifecycle.backends.base import normalize_tag
+from lifecycle.backends.base import BlobStats, normalize_tag
 from lifecycle.backends.layout import Layout
 from lifecycle.oci.image import Image
 
@@ -43,7 +43,7 @@ class LocalStore:
         self.layout = Layout(self.home / "store", create=True)
 
     @property
-    def stats(self) -> object:
+    def stats(self) -> BlobStats:
         return self.layout.stats
 
     def image(self, ref: str) -> Image:

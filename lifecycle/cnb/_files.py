@@ -83,8 +83,12 @@ def describe(error: ErrorDetails, renamed: Mapping[str, str]) -> str:
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "missing":
         return f"{field} is missing (add it)"
-    if error["type"] in ("value_error", "api_syntax", "unsupported_buildpack_api") or not field:
-        return f"{field} {message}".strip()
+    if not field:
+        return message
+    if error["type"] in ("api_syntax", "unsupported_buildpack_api"):
+        return f"{field} {message}"
+    if error["type"] == "value_error":
+        return f"{field}: {message}"
     got = repr(error["input"])
     got = got if len(got) <= 60 else got[:57] + "..."
     return f"{field} is invalid: {message[:1].lower()}{message[1:]} (got {got})"

@@ -15,8 +15,8 @@ from pydantic import Field, model_validator
 from lifecycle.cnb._files import load_model
 from lifecycle.cnb._model import TomlModel
 from lifecycle.cnb.ids import BuildpackId
-from lifecycle.cnb.order import SystemOrder
 from lifecycle.cnb.images import RunImageRef
+from lifecycle.cnb.order import SystemOrder
 
 __all__ = [
     "BuilderBuild",

@@ -1,7 +1,7 @@
 """Names with rules: buildpack IDs (GEN-3), layer names (BLD-5) and process types (BLD-10).
 
-Each check raises ValueError with a message that reads after the field name
-(`buildpack.id "app" is reserved (...)`), so it serves pydantic validators and plain callers.
+Each check raises ValueError with a message that names the value and the fix
+(`"app" is reserved (...)`), so it serves pydantic validators and plain callers.
 """
 
 from __future__ import annotations

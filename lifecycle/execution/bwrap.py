@@ -70,3 +70,29 @@ class BwrapRunner:
         if self.network != "none":
             args.append("--share-net")
         return args
+
+
+def run_container(
+    rootfs: Path,
+    argv: list[str],
+    env: dict[str, str],
+    *,
+    cwd: str = "/",
+    uid: int = 0,
+    gid: int = 0,
+    network: str = "host",
+) -> int:
+    """Run an image's process in its extracted rootfs, output straight to this terminal."""
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        raise PybuildError("run image", "bubblewrap is not installed (apt-get install bubblewrap)")
+    args = [bwrap, "--ro-bind", str(rootfs), "/", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+    args += ["--unshare-all", "--uid", str(uid), "--gid", str(gid), "--die-with-parent", "--chdir", cwd]
+    if network != "none":
+        args.append("--share-net")
+    args.append("--clearenv")
+    for name, value in sorted(env.items()):
+        args += ["--setenv", name, value]
+    import subprocess
+
+    return subprocess.call([*args, "--", *argv])

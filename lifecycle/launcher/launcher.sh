@@ -28,7 +28,7 @@ _cnb_die() {
 
 # Sets _cnb_q to $1 as one single-quoted word that eval turns back into $1.
 _cnb_quote() {
-	_cnb_q= _cnb_s=$1
+	_cnb_q='' _cnb_s=$1
 	while :; do
 		case $_cnb_s in
 		*\'*)
@@ -49,6 +49,7 @@ _cnb_check_name() {
 
 _cnb_source_plan() {
 	_cnb_pass=$1
+	# shellcheck source=/dev/null # the plan is written at export time
 	. "$_cnb_plan_file"
 }
 
@@ -181,7 +182,7 @@ _cnb_env_op() {
 _cnb_clean_env() {
 	unset CNB_LAYERS_DIR CNB_APP_DIR CNB_PROCESS_TYPE CNB_PLATFORM_API CNB_DEPRECATION_MODE
 	[ -n "${PATH+set}" ] || return 0
-	_cnb_rest=$PATH: _cnb_new= _cnb_sep=
+	_cnb_rest=$PATH: _cnb_new='' _cnb_sep=''
 	while [ -n "$_cnb_rest" ]; do
 		_cnb_dir=${_cnb_rest%%:*}
 		_cnb_rest=${_cnb_rest#*:}
@@ -225,7 +226,7 @@ _cnb_toml_line() {
 }
 
 _cnb_skip_blanks() {
-	_cnb_s=${_cnb_s#"${_cnb_s%%[!$_cnb_blank]*}"}
+	_cnb_s=${_cnb_s#"${_cnb_s%%[!"$_cnb_blank"]*}"}
 }
 
 _cnb_toml_key() {
@@ -322,10 +323,9 @@ _cnb_utf8() {
 
 # Appends the bytes with these decimal values to _cnb_val (printf understands only octal).
 _cnb_bytes() {
-	_cnb_fmt=
+	_cnb_fmt=''
 	for _cnb_b in "$@"; do
-		_cnb_o=$((1000 + _cnb_b / 64 * 100 + _cnb_b / 8 % 8 * 10 + _cnb_b % 8))
-		_cnb_fmt="$_cnb_fmt\\${_cnb_o#1}"
+		_cnb_fmt="$_cnb_fmt\\$((_cnb_b / 64))$((_cnb_b / 8 % 8))$((_cnb_b % 8))"
 	done
 	# shellcheck disable=SC2059 # the format is built from octal escapes only
 	_cnb_b=$(printf "$_cnb_fmt.")
@@ -349,7 +349,10 @@ _cnb_enter_working_dir() {
 	/*) ;;
 	*) _cnb_wd=$_cnb_app/$_cnb_wd ;;
 	esac
+	_cnb_had_oldpwd=${OLDPWD+1}
 	cd "$_cnb_wd" || _cnb_die "cannot enter working directory $_cnb_wd"
+	# cd exports OLDPWD in some shells; the process should not inherit our detour
+	if [ -z "$_cnb_had_oldpwd" ]; then unset OLDPWD; fi
 }
 
 # A missing executable is a launch error (82), not the shell's 127.
@@ -396,8 +399,8 @@ _cnb_expand_tokens() {
 _cnb_app=${CNB_APP_DIR:-/workspace}
 _cnb_plan_file=${CNB_LAYERS_DIR:-/layers}/config/launch-plan.sh
 _cnb_exec_env=${CNB_EXEC_ENV:-production}
-_cnb_types= _cnb_default= _cnb_type= _cnb_kind= _cnb_args_mode= _cnb_wd= _cnb_dashdash=
-_cnb_cmd= _cnb_args= _cnb_user= _cnb_profiles=
+_cnb_types='' _cnb_default='' _cnb_type='' _cnb_kind='' _cnb_args_mode='' _cnb_wd='' _cnb_dashdash=''
+_cnb_cmd='' _cnb_args='' _cnb_user='' _cnb_profiles=''
 [ -f "$_cnb_plan_file" ] || _cnb_die "no launch plan at $_cnb_plan_file"
 
 _cnb_source_plan index
@@ -429,10 +432,12 @@ fi
 eval "set -- $_cnb_profiles"
 for _cnb_p in "$@"; do
 	set --
+	# shellcheck source=/dev/null # profile.d scripts come from buildpack layers
 	. "$_cnb_p"
 done
 if [ -f "$_cnb_app/.profile" ]; then
 	set --
+	# shellcheck source=/dev/null # the app's own .profile
 	. "$_cnb_app/.profile"
 fi
 if [ -z "$_cnb_type" ]; then

@@ -13,10 +13,11 @@ It is the bottom layer: stdlib and `lifecycle.errors` only.
 from __future__ import annotations
 
 import itertools
+import logging
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NoReturn
 
 from lifecycle.errors import ExitCode, PybuildError
 
@@ -37,6 +38,7 @@ __all__ = [
     "by_buildpack",
     "env_op_problem",
     "in_scope",
+    "usable_env",
 ]
 
 LAUNCHER_PATH = "/cnb/lifecycle/launcher"
@@ -45,7 +47,13 @@ PLAN_PATH = "config/launch-plan.sh"
 """Where the plan lives, relative to the layers dir (`CNB_LAYERS_DIR`, default `/layers`)."""
 DEFAULT_APP_DIR = "/workspace"
 DEFAULT_EXEC_ENV = "production"
-STRIPPED_VARS = ("CNB_LAYERS_DIR", "CNB_APP_DIR", "CNB_PROCESS_TYPE", "CNB_PLATFORM_API", "CNB_DEPRECATION_MODE")
+STRIPPED_VARS = (
+    "CNB_LAYERS_DIR",
+    "CNB_APP_DIR",
+    "CNB_PROCESS_TYPE",
+    "CNB_PLATFORM_API",
+    "CNB_DEPRECATION_MODE",
+)
 """LCH-4: launcher inputs that the process never sees."""
 
 EnvAction = Literal["override", "default", "prepend", "append"]
@@ -55,6 +63,8 @@ _EXEC_ENV = re.compile(r"[A-Za-z0-9._-]+|\*")
 _SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _API = re.compile(r"(\d+)\.(\d+)")
 _REPLACE_ARGS_API = (0, 9)
+
+log = logging.getLogger("lifecycle.launcher")
 
 
 class LaunchPlanError(PybuildError):
@@ -181,17 +191,28 @@ def env_op_problem(op: EnvOp) -> str | None:
     return None
 
 
+def usable_env(layer: LaunchLayer) -> Iterator[EnvOp]:
+    """The layer's env ops that a shell can apply, logging a warning for each one skipped."""
+    for op in layer.env:
+        problem = env_op_problem(op)
+        if problem is None:
+            yield op
+        else:
+            log.warning("skipping an env file of layer %s/%s: %s", layer.buildpack_id, layer.name, problem)
+
+
 def _check_process(process: Process) -> None:
-    def fail(cause: str, exit_code: int | None = None) -> None:
+    def fail(cause: str, exit_code: int | None = None) -> NoReturn:
         raise LaunchPlanError("write launch plan", f"process {process.type!r}: {cause}", exit_code=exit_code)
 
+    api = _api_version(process)
     if not _PROCESS_TYPE.fullmatch(process.type):
         fail("a process type may only contain letters, digits, '.', '_' and '-' (BLD-10)")
     if not process.command or not process.command[0]:
         fail("command is empty")
-    if any("\0" in word for word in (*process.command, *process.args)):
-        fail("command or args contain a NUL byte")
-    if not process.direct and process.user_args_replace:
+    if any("\0" in word for word in (*process.command, *process.args, process.working_dir or "")):
+        fail("command, args or working-dir contain a NUL byte")
+    if not process.direct and api >= _REPLACE_ARGS_API:
         fail("direct=false needs buildpack API below 0.9", ExitCode.BUILDPACK_API)
     if process.exec_env is not None and not all(_EXEC_ENV.fullmatch(e) for e in process.exec_env):
         fail(f"exec-env names must match [A-Za-z0-9._-]+ or be '*': {list(process.exec_env)}")

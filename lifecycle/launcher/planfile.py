@@ -29,7 +29,6 @@ Output is deterministic: the same plan gives the same bytes.
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -43,7 +42,7 @@ from lifecycle.launcher.plan import (
     LayerScript,
     Process,
     by_buildpack,
-    env_op_problem,
+    usable_env,
 )
 
 __all__ = ["PLAN_FORMAT", "parse_plan", "render_plan"]
@@ -62,8 +61,6 @@ _ENV_ACTIONS: dict[str, EnvAction] = {
     "append": "append",
 }
 
-log = logging.getLogger("lifecycle.launcher")
-
 
 def render_plan(plan: LaunchPlan) -> bytes:
     """The plan file's bytes; values that are not UTF-8 pass through as their original bytes."""
@@ -72,7 +69,7 @@ def render_plan(plan: LaunchPlan) -> bytes:
         records.extend(_process_records(process))
     for group in by_buildpack(plan.layers):
         records.extend(_layer_record(layer) for layer in group)
-        records.extend(_env_record(layer, op) for layer in group for op in layer.env if _usable(layer, op))
+        records.extend(_env_record(layer, op) for layer in group for op in usable_env(layer))
     for verb in ("cnb_exec_d", "cnb_profile_d"):
         for layer in plan.layers:
             scripts = layer.exec_d if verb == "cnb_exec_d" else layer.profile_d
@@ -131,13 +128,6 @@ def _layer_record(layer: LaunchLayer) -> str:
 def _env_record(layer: LaunchLayer, op: EnvOp) -> str:
     head = _record("cnb_env", *_owner(layer), _scope(op.process_type))
     return f"{head} {op.action} {_quote(op.name)} {_quote(op.value)} {_quote(op.delim)}"
-
-
-def _usable(layer: LaunchLayer, op: EnvOp) -> bool:
-    problem = env_op_problem(op)
-    if problem is not None:
-        log.warning("skipping an env file of layer %s/%s: %s", layer.buildpack_id, layer.name, problem)
-    return problem is None
 
 
 def _records(text: str) -> Iterator[list[str]]:
@@ -211,7 +201,9 @@ class _PlanReader:
         arity, handler = self.handlers.get(record[0], (0, None))
         values = record[1:]
         if handler is None or (arity >= 0 and len(values) != arity) or not values:
-            raise LaunchPlanError("read launch plan", f"malformed record {record[0]!r} with {len(values)} values")
+            raise LaunchPlanError(
+                "read launch plan", f"malformed record {record[0]!r} with {len(values)} values"
+            )
         handler(*values)
 
     def plan(self) -> LaunchPlan:
@@ -224,7 +216,9 @@ class _PlanReader:
 
     def _process(self, process_type: str) -> _ProcessDraft:
         if process_type not in self.processes:
-            raise LaunchPlanError("read launch plan", f"command or args of undeclared process {process_type!r}")
+            raise LaunchPlanError(
+                "read launch plan", f"command or args of undeclared process {process_type!r}"
+            )
         return self.processes[process_type]
 
     def _layer(self, buildpack_id: str, name: str) -> _LayerDraft:
@@ -262,7 +256,9 @@ class _PlanReader:
         action, name, value, delim = op
         if action not in _ENV_ACTIONS:
             raise LaunchPlanError("read launch plan", f"unknown env action {action!r}")
-        env_op = EnvOp(name=name, action=_ENV_ACTIONS[action], value=value, delim=delim, process_type=scope or None)
+        env_op = EnvOp(
+            name=name, action=_ENV_ACTIONS[action], value=value, delim=delim, process_type=scope or None
+        )
         self._layer(buildpack_id, layer).env.append(env_op)
 
     def _read_exec_d(self, buildpack_id: str, layer: str, scope: str, path: str) -> None:

@@ -102,13 +102,21 @@ def _scan_layer(host_dir: Path, buildpack_id: str, name: str, image_path: str) -
 def _env_dir(env_dir: Path, process_type: str | None) -> Iterator[EnvOp]:
     """BLD-7: one op per file in name order; `.delim` files only configure their name."""
     files = [p for p in _sorted_entries(env_dir) if not p.is_dir()]
-    split = [(path, *path.name.partition(".")[::2]) for path in files]
+    split = [(path, *_name_and_suffix(path)) for path in files]
     delims = {name: _read(path) for path, name, suffix in split if suffix == "delim"}
     for path, name, suffix in split:
         action = _SUFFIX_ACTIONS.get(suffix)
         if action is not None:
             value = _read(path)
-            yield EnvOp(name=name, action=action, value=value, delim=delims.get(name, ""), process_type=process_type)
+            yield EnvOp(
+                name=name, action=action, value=value, delim=delims.get(name, ""), process_type=process_type
+            )
+
+
+def _name_and_suffix(path: Path) -> tuple[str, str]:
+    """BLD-7: the variable name is the file name up to the first '.'."""
+    name, _, suffix = path.name.partition(".")
+    return name, suffix
 
 
 def _scripts(host_dir: Path, kind: str, image_path: str) -> Iterator[LayerScript]:

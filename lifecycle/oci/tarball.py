@@ -13,7 +13,7 @@ import stat
 import tarfile
 from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
 __all__ = ["DEFAULT_MTIME", "LayerTar", "walk_sorted"]
 
@@ -87,7 +87,7 @@ class LayerTar:
             info.linkname = target
             self._tar.addfile(info)
 
-    def add_member(self, info: tarfile.TarInfo, stream: BinaryIO | None = None) -> None:
+    def add_member(self, info: tarfile.TarInfo, stream: IO[bytes] | None = None) -> None:
         """Copy an entry of another tar (a rootfs tarball, a .deb): its type, mode and owner kept.
 
         The name is normalised like every other entry, the mtime is clamped to this writer's
@@ -110,9 +110,11 @@ class LayerTar:
         self.add_file(str(p.parent / (".wh." + p.name)), b"", 0o644, 0, 0)
 
     def add_tree(self, src: Path, dest: str, *, include: Callable[[Path], bool] | None = None) -> None:
-        """Add ``src`` as ``dest`` and everything below it, owned by the writer's uid/gid."""
+        """Add ``src`` (a dir, file or symlink) as ``dest`` and everything below it, owned by the writer."""
         self.add_parents(dest, lambda p: 0o755)
         self._add_path(src, dest)
+        if not src.is_dir() or src.is_symlink():
+            return
         for path in walk_sorted(src):
             if include is None or include(path):
                 self._add_path(path, str(PurePosixPath(dest, path.relative_to(src).as_posix())))

@@ -273,14 +273,13 @@ def _rule_breakers(trial: Sequence[_Option]) -> list[_Option]:
 
 
 def _plan(trial: Sequence[_Option]) -> PlanToml:
-    """plan.toml for a resolved trial: one entry per required name (DET-10)."""
+    """plan.toml for a resolved trial: one entry per name, every one of them required (DET-10)."""
     entries = [
         PlanEntry(
             providers=tuple(_provider(option.candidate) for option in dependency.providers),
             requires=tuple(dependency.requires),
         )
         for dependency in _dependencies(trial).values()
-        if dependency.requires
     ]
     return PlanToml(entries=tuple(entries))
 

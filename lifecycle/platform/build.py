@@ -6,6 +6,7 @@ detect, build and export with one executor; write the image to its target.
 
 from __future__ import annotations
 
+import datetime
 import os
 import shutil
 import tempfile
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from lifecycle.backends.store import LocalStore, pybuild_home
 from lifecycle.cnb.buildpack import BuildpackDescriptor, load_buildpack_toml
+from lifecycle.cnb.layers import ConfigMetadata
 from lifecycle.cnb.order import OrderEntry, OrderGroup
 from lifecycle.env import filter_platform_env, read_user_env
 from lifecycle.errors import ConfigError
@@ -23,17 +25,18 @@ from lifecycle.execution.executor import BuildpackExecutor, TargetInfo
 from lifecycle.execution.host import HostRunner
 from lifecycle.execution.rootfs import rootfs_cache
 from lifecycle.execution.runner import Runner, Workspace
-from lifecycle.launcher import launch_files_for
 from lifecycle.oci.image import Image
-from lifecycle.phases.build import BuildInputs, Builder
+from lifecycle.phases.build import Builder as BuildPhase
+from lifecycle.phases.build import BuildInputs
 from lifecycle.phases.detect import Detector
-from lifecycle.phases.export import ExportInputs, Exporter
-from lifecycle.platform.builders import DEFAULT_BUILDER, BuildpackSource, load_builder
+from lifecycle.phases.export import Exporter, ExportInputs
+from lifecycle.phases.launch import launch_files
+from lifecycle.platform.builders import DEFAULT_BUILDER, Builder, BuildpackSource, load_builder
 from lifecycle.platform.defaults import ensure_builder
 from lifecycle.platform.targets import open_target
 from lifecycle.platform.workspace import copy_app, write_platform_env
 
-__all__ = ["BuildOptions", "BuildReport", "build"]
+__all__ = ["BuildOptions", "BuildReport", "Phases", "build"]
 
 Log = Callable[[str], None]
 
@@ -63,7 +66,7 @@ class BuildReport:
 
 
 @dataclass
-class _Phases:
+class Phases:
     """Callbacks the CLI gives for headers and live output."""
 
     phase: Log
@@ -97,96 +100,127 @@ def _extra_buildpacks(refs: tuple[str, ...], scratch: Path) -> list[BuildpackSou
     return sources
 
 
-def build(opts: BuildOptions, phases: _Phases) -> BuildReport:
+def build(opts: BuildOptions, phases: Phases) -> BuildReport:
     home = pybuild_home()
     store = LocalStore(home)
     builder_name = opts.builder or DEFAULT_BUILDER
     ensure_builder(builder_name, store, phases.info)
     builder = load_builder(builder_name, home)
-    build_image = store.image(builder.build_image)
     run_name = opts.run_image or builder.run_images[0].image
-    run_image = store.image(run_name)
+    context = _Context(
+        opts, phases, builder, store.image(builder.build_image), run_name, store.image(run_name), home
+    )
     target = open_target(opts.image, create=True, home=home)
     scratch_root = home / "tmp"
     scratch_root.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="build-", dir=scratch_root))
     try:
-        return _build_in(opts, phases, builder, build_image, run_name, run_image, target, work, home)
+        image = context.run(work)
+        digest = target.store.write(image, [target.name])
     finally:
         shutil.rmtree(work, ignore_errors=True)
-
-
-def _build_in(opts, phases, builder, build_image, run_name, run_image, target, work, home):  # type: ignore[no-untyped-def]
-    app, layers, platform = work / "app", work / "layers", work / "platform"
-    copy_app(opts.path, app, opts.include, opts.exclude)
-    layers.mkdir()
-    write_platform_env(platform, opts.env)
-    sources = dict(builder.buildpacks)
-    extra = _extra_buildpacks(opts.buildpacks, work) + [
-        BuildpackSource(load_buildpack_toml(p / "buildpack.toml"), p) for p in opts.project_buildpacks
-    ]
-    for source in extra:
-        sources[source.descriptor.ref] = source
-    order = builder.order
-    if extra:
-        order = (
-            OrderGroup(
-                group=tuple(
-                    OrderEntry(id=s.descriptor.buildpack.id, version=s.descriptor.buildpack.version)
-                    for s in extra
-                )
-            ),
-        )
-    uid, gid = _env_int(build_image, "CNB_USER_ID", 1000), _env_int(build_image, "CNB_GROUP_ID", 1000)
-    runner: Runner
-    if opts.executor == "host":
-        runner = HostRunner()
-    elif opts.executor == "bwrap":
-        rootfs = rootfs_cache(build_image, home / "cache" / "rootfs")
-        runner = BwrapRunner(rootfs, uid, gid, opts.network, HOST_CA_BUNDLE if opts.ca_bundle else None)
-    else:
-        raise ConfigError("choose executor", f"{opts.executor!r} is not an executor (use bwrap or host)")
-    workspace = Workspace(app, layers, platform, {ref: s.path for ref, s in sources.items()})
-    executor = BuildpackExecutor(runner, workspace, _target_info(run_image), output=phases.output)
-    base_env = filter_platform_env(_sandbox_env(build_image, opts.executor))
-    descriptors: dict[str, BuildpackDescriptor] = {ref: s.descriptor for ref, s in sources.items()}
-    phases.phase("DETECTING")
-    group, plan = Detector(order, descriptors, executor, base_env).detect()
-    for bp in group:
-        phases.info(f"{bp.buildpack.id} {bp.buildpack.version}")
-    phases.phase("BUILDING")
-    user_env = read_user_env(platform)
-    metadata = Builder(BuildInputs(tuple(group), plan, layers, base_env, user_env), executor).build()
-    phases.phase("EXPORTING")
-    mtime = opts.creation_time if opts.creation_time is not None else None
-    export = ExportInputs(
-        run_image=run_image,
-        run_image_name=run_name,
-        run_image_reference=f"{run_name.rsplit(':', 1)[0] if ':' in run_name.rsplit('/', 1)[-1] else run_name}@{run_image.digest}",
-        group=tuple(group),
-        metadata=metadata,
-        layers_dir=layers,
-        app_dir=app,
-        scratch=work / "blobs",
-        launch_files=lambda meta: launch_files_for(meta, layers, [b.buildpack.id for b in group]),
-        uid=uid,
-        gid=gid,
-        process_type=opts.process_type,
-        **_created(mtime),
-    )
-    image = Exporter(export).export()
-    digest = target.store.write(image, [target.name])
-    phases.info(f"Saving {target.display}...")
+    phases.info(f"Saved {target.display}")
     return BuildReport(target.display, digest)
 
 
-def _created(epoch: int | None) -> dict[str, object]:
-    if epoch is None:
-        return {}
-    import datetime
+def repository_of(name: str) -> str:
+    """``host/repo:tag`` -> ``host/repo`` (a port colon is not a tag)."""
+    name = name.split("@", 1)[0]
+    last = name.rsplit("/", 1)[-1]
+    return name.rsplit(":", 1)[0] if ":" in last else name
 
-    stamp = datetime.datetime.fromtimestamp(epoch, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return {"created": stamp}
+
+@dataclass
+class _Context:
+    opts: BuildOptions
+    phases: Phases
+    builder: Builder
+    build_image: Image
+    run_name: str
+    run_image: Image
+    home: Path
+
+    @property
+    def user(self) -> tuple[int, int]:
+        return _env_int(self.build_image, "CNB_USER_ID", 1000), _env_int(
+            self.build_image, "CNB_GROUP_ID", 1000
+        )
+
+    def _runner(self) -> Runner:
+        if self.opts.executor == "host":
+            return HostRunner()
+        if self.opts.executor == "bwrap":
+            rootfs = rootfs_cache(self.build_image, self.home / "cache" / "rootfs")
+            ca = HOST_CA_BUNDLE if self.opts.ca_bundle else None
+            return BwrapRunner(rootfs, *self.user, network=self.opts.network, ca_bundle=ca)
+        raise ConfigError("choose executor", f"{self.opts.executor!r} is not an executor (use bwrap or host)")
+
+    def _sources(self, work: Path) -> tuple[dict[str, BuildpackSource], tuple[OrderGroup, ...]]:
+        opts = self.opts
+        sources = dict(self.builder.buildpacks)
+        extra = _extra_buildpacks(opts.buildpacks, work) + [
+            BuildpackSource(load_buildpack_toml(p / "buildpack.toml"), p) for p in opts.project_buildpacks
+        ]
+        for source in extra:
+            sources[source.descriptor.ref] = source
+        if not extra:
+            return sources, self.builder.order
+        entries = tuple(
+            OrderEntry(id=s.descriptor.buildpack.id, version=s.descriptor.buildpack.version) for s in extra
+        )
+        return sources, (OrderGroup(group=entries),)
+
+    def run(self, work: Path) -> Image:
+        opts, phases = self.opts, self.phases
+        app, layers, platform = work / "app", work / "layers", work / "platform"
+        copy_app(opts.path, app, opts.include, opts.exclude)
+        layers.mkdir()
+        write_platform_env(platform, opts.env)
+        sources, order = self._sources(work)
+        workspace = Workspace(app, layers, platform, {ref: s.path for ref, s in sources.items()})
+        executor = BuildpackExecutor(
+            self._runner(), workspace, _target_info(self.run_image), output=phases.output
+        )
+        base_env = filter_platform_env(_sandbox_env(self.build_image, opts.executor))
+        user_env = read_user_env(platform)
+        descriptors = {ref: s.descriptor for ref, s in sources.items()}
+        phases.phase("DETECTING")
+        group, plan = Detector(order, descriptors, executor, base_env, user_env).detect()
+        for bp in group:
+            phases.info(f"{bp.buildpack.id} {bp.buildpack.version}")
+        phases.phase("BUILDING")
+        metadata = BuildPhase(BuildInputs(tuple(group), plan, layers, base_env, user_env), executor).build()
+        phases.phase("EXPORTING")
+        return Exporter(self._export_inputs(work, group, metadata)).export()
+
+    def _export_inputs(
+        self, work: Path, group: list[BuildpackDescriptor], metadata: ConfigMetadata
+    ) -> ExportInputs:
+        layers = work / "layers"
+        uid, gid = self.user
+        created = _created(self.opts.creation_time)
+        return ExportInputs(
+            run_image=self.run_image,
+            run_image_name=self.run_name,
+            run_image_reference=f"{repository_of(self.run_name)}@{self.run_image.digest}",
+            group=tuple(group),
+            metadata=metadata,
+            layers_dir=layers,
+            app_dir=work / "app",
+            scratch=work / "blobs",
+            launch_files=lambda meta: launch_files(meta, layers, group),
+            uid=uid,
+            gid=gid,
+            process_type=self.opts.process_type,
+            **({"created": created} if created else {}),  # type: ignore[arg-type]
+        )
+
+
+def _created(epoch: int | None) -> str | None:
+    if epoch is None:
+        return None
+    stamp = datetime.datetime.fromtimestamp(epoch, datetime.UTC)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _sandbox_env(build_image: Image, executor: str) -> dict[str, str]:

@@ -10,6 +10,7 @@ is a ``StackError`` whose one-line message names the file, the field and the fix
 
 from __future__ import annotations
 
+import fnmatch
 import tomllib
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal, Self, get_args
@@ -101,20 +102,30 @@ class RunSpec(ImageSpec):
     patch: PatchSpec
 
 
-class DebsSpec(_Spec):
+class _PathFilter(_Spec):
+    """dpkg's path-exclude/path-include: leave out files (docs, man pages) but keep some of them."""
+
+    path_exclude: list[AbsPath] = []
+    path_include: list[AbsPath] = []
+
+    def keeps(self, path: str) -> bool:
+        """Whether dpkg would unpack ``path``: excluded unless a later include matches (dpkg(1))."""
+        excluded = any(fnmatch.fnmatchcase(path, glob) for glob in self.path_exclude)
+        return not excluded or any(fnmatch.fnmatchcase(path, glob) for glob in self.path_include)
+
+
+class DebsSpec(_PathFilter):
     """Unpack the packages' .deb files as they are: no maintainer scripts run."""
 
     busybox: AbsPath | None = None  # symlink every applet this binary lists (busybox --list-full)
     links: dict[AbsPath, str] = {}
 
 
-class MmdebstrapSpec(_Spec):
+class MmdebstrapSpec(_PathFilter):
     """Bootstrap a Debian system from the host's configured mirror (ENVIRONMENT.md §1)."""
 
     suite: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*$")]
     variant: Variant
-    path_exclude: list[AbsPath] = []
-    path_include: list[AbsPath] = []
 
 
 class StackSpec(_Spec):

@@ -10,7 +10,12 @@ from lifecycle.errors import ApiError, ConfigError, ExitCode
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("0.12", ApiVersion(0, 12)), ("0.7", ApiVersion(0, 7)), ("1", ApiVersion(1, 0)), ("10.0", ApiVersion(10, 0))],
+    [
+        ("0.12", ApiVersion(0, 12)),
+        ("0.7", ApiVersion(0, 7)),
+        ("1", ApiVersion(1, 0)),
+        ("10.0", ApiVersion(10, 0)),
+    ],
 )
 def test_parse_reads_major_and_minor(text: str, expected: ApiVersion) -> None:
     assert ApiVersion.parse(text) == expected
@@ -23,7 +28,12 @@ def test_parse_rejects_anything_but_major_dot_minor(text: str) -> None:
 
 
 def test_versions_order_numerically_not_as_strings() -> None:
-    assert ApiVersion.parse("0.9") < ApiVersion.parse("0.10") < ApiVersion.parse("0.12") < ApiVersion.parse("1.0")
+    assert (
+        ApiVersion.parse("0.9")
+        < ApiVersion.parse("0.10")
+        < ApiVersion.parse("0.12")
+        < ApiVersion.parse("1.0")
+    )
     assert str(ApiVersion.parse("0.10")) == "0.10"
 
 
@@ -45,7 +55,10 @@ def test_gen1_unsupported_platform_api_exits_11_and_names_the_range() -> None:
     with pytest.raises(ApiError) as caught:
         PlatformFeatures.for_api("0.16")
     assert caught.value.exit_code == ExitCode.PLATFORM_API == 11
-    assert str(caught.value) == 'failed to check platform API: platform API "0.16" is not supported (use 0.7 - 0.15)'
+    assert (
+        str(caught.value)
+        == 'failed to check platform API: platform API "0.16" is not supported (use 0.7 - 0.15)'
+    )
 
 
 def test_unset_platform_api_exits_11() -> None:

@@ -54,20 +54,24 @@ def test_bld7_values_are_verbatim_with_no_trimming(tmp_path: Path) -> None:
 
 
 def test_bld7_delim_applies_within_its_own_dir_only(tmp_path: Path) -> None:
-    write_files(tmp_path / "layer", {"env/PATH.prepend": "/a", "env/PATH.delim": ":", "env.build/PATH.append": "/b"})
+    write_files(
+        tmp_path / "layer", {"env/PATH.prepend": "/a", "env/PATH.delim": ":", "env.build/PATH.append": "/b"}
+    )
     assert read_env_dir(tmp_path / "layer" / "env") == [EnvOperation("PATH", EnvOp.PREPEND, "/a", ":")]
     assert read_env_dir(tmp_path / "layer" / "env.build") == [EnvOperation("PATH", EnvOp.APPEND, "/b", None)]
 
 
-def test_bld7_unknown_suffixes_subdirs_and_missing_dirs_give_nothing(tmp_path: Path) -> None:
-    env_dir = write_files(tmp_path / "env", {"A.weird": "x", "sub/B": "y", "C.delim": ","})
+def test_bld7_unknown_suffixes_nameless_files_subdirs_and_missing_dirs_give_nothing(tmp_path: Path) -> None:
+    env_dir = write_files(tmp_path / "env", {"A.weird": "x", "sub/B": "y", "C.delim": ",", ".override": "z"})
     assert read_env_dir(env_dir) == []
     assert read_env_dir(tmp_path / "absent") == []
 
 
 def test_bld8_operator_env_without_suffix_means_default(tmp_path: Path) -> None:
     env_dir = write_files(tmp_path / "env", {"JAVA_OPTS": "-Xmx1g"})
-    assert read_env_dir(env_dir, no_suffix=EnvOp.DEFAULT) == [EnvOperation("JAVA_OPTS", EnvOp.DEFAULT, "-Xmx1g")]
+    assert read_env_dir(env_dir, no_suffix=EnvOp.DEFAULT) == [
+        EnvOperation("JAVA_OPTS", EnvOp.DEFAULT, "-Xmx1g")
+    ]
 
 
 @pytest.mark.parametrize(
@@ -86,7 +90,9 @@ def test_bld8_operator_env_without_suffix_means_default(tmp_path: Path) -> None:
         ("", EnvOperation("V", EnvOp.APPEND, "new", ":"), "new"),
     ],
 )
-def test_bld7_each_op_against_the_current_value(current: str | None, operation: EnvOperation, expected: str) -> None:
+def test_bld7_each_op_against_the_current_value(
+    current: str | None, operation: EnvOperation, expected: str
+) -> None:
     env = Env({} if current is None else {"V": current})
     assert env.apply([operation])["V"] == expected
 
@@ -126,7 +132,9 @@ def test_lch5_launch_adds_only_bin_and_ld_library_path(tmp_path: Path) -> None:
 
 def test_lch5_all_layer_dirs_first_then_env_files_layer_by_layer_with_process_type(tmp_path: Path) -> None:
     buildpack_dir = tmp_path / "acme_node"
-    write_files(buildpack_dir / "b-layer", {"env/ORDER.append": "b-env,", "env.launch/web/ORDER.append": "b-web,"})
+    write_files(
+        buildpack_dir / "b-layer", {"env/ORDER.append": "b-env,", "env.launch/web/ORDER.append": "b-web,"}
+    )
     write_files(buildpack_dir / "a-layer", {"env.launch/ORDER.append": "a-launch,", "env.build/ORDER": "no"})
     write_files(buildpack_dir / "a-layer", {"env.launch/worker/ORDER.append": "a-worker,"})
     (buildpack_dir / "b-layer" / "bin").mkdir()
@@ -143,7 +151,13 @@ def test_lch5_all_layer_dirs_first_then_env_files_layer_by_layer_with_process_ty
 
 
 def test_bld9_only_allow_listed_platform_vars_reach_buildpacks() -> None:
-    environ = {"PATH": "/bin", "HOME": "/root", "https_proxy": "p", "SECRET_TOKEN": "x", "CNB_PLATFORM_API": "0.15"}
+    environ = {
+        "PATH": "/bin",
+        "HOME": "/root",
+        "https_proxy": "p",
+        "SECRET_TOKEN": "x",
+        "CNB_PLATFORM_API": "0.15",
+    }
     assert filter_platform_env(environ).to_dict() == {"PATH": "/bin", "HOME": "/root", "https_proxy": "p"}
     assert {"HTTP_PROXY", "no_proxy", "CNB_STACK_ID", "PKG_CONFIG_PATH"} <= BUILD_ALLOWED_VARS
 
@@ -155,7 +169,9 @@ def test_bld8_user_env_files_are_read_verbatim(tmp_path: Path) -> None:
 
 
 def test_bld8_user_path_vars_are_prepended_others_override() -> None:
-    env = Env({"PATH": "/usr/bin", "BP_X": "old"}).apply(user_env_operations({"PATH": "/opt/bin", "BP_X": "new"}))
+    env = Env({"PATH": "/usr/bin", "BP_X": "old"}).apply(
+        user_env_operations({"PATH": "/opt/bin", "BP_X": "new"})
+    )
     assert env.to_dict() == {"PATH": f"/opt/bin{os.pathsep}/usr/bin", "BP_X": "new"}
 
 
@@ -172,7 +188,7 @@ def test_env_file_is_parsed_like_pack() -> None:
 
 
 def test_env_file_line_without_name_is_an_error_naming_the_line() -> None:
-    with pytest.raises(ConfigError, match="build.env line 2: \"=oops\" has no variable name"):
+    with pytest.raises(ConfigError, match=r'build\.env line 2: "=oops" has no variable name'):
         parse_env_file("A=1\n=oops\n", {}, source="build.env")
 
 

@@ -34,6 +34,32 @@ procfile_parse() {
   done <"$file"
 }
 
+# procfile_exec_form COMMAND: prints COMMAND, with `exec ` in front when it is
+# one simple command. dash (bookworm's /bin/sh) does not replace itself with the
+# last command of `sh -c` as bash and busybox ash do; with `exec` the app is the
+# process the launcher started, so it gets signals such as SIGTERM from
+# `docker stop` itself. Lists, pipelines, compound commands, assignments and
+# shell builtins are left as written.
+procfile_exec_form() {
+  local command=$1 first
+  first=${command%%[[:space:]]*}
+  case $first in
+    '!' | '[[' | 'case' | 'do' | 'done' | 'elif' | 'else' | 'esac' | 'fi' | 'for' | 'function' | \
+      'if' | 'in' | 'select' | 'then' | 'time' | 'until' | 'while' | '{' | '}' | \
+      . | : | alias | break | cd | command | continue | eval | exec | exit | export | \
+      getopts | hash | local | read | readonly | return | set | shift | source | times | \
+      trap | type | ulimit | umask | unalias | unset | wait)
+      printf '%s' "$command"
+      return
+      ;;
+  esac
+  if [[ $first == *=* || $command == *[\;\&\|\(\)\{\}\`]* ]]; then
+    printf '%s' "$command"
+  else
+    printf 'exec %s' "$command"
+  fi
+}
+
 # toml_string VALUE: prints VALUE as a TOML basic string, quotes included.
 toml_string() {
   local s=$1 escaped="" c i

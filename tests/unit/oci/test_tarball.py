@@ -236,6 +236,24 @@ def test_include_filter_drops_paths(tmp_path: Path) -> None:
     assert "/w/run.sh" in names(raw)
 
 
+def test_add_tree_of_a_single_file_adds_that_file_under_the_destination(tmp_path: Path) -> None:
+    (tmp_path / "busybox").write_bytes(b"ELF")
+    (tmp_path / "busybox").chmod(0o755)
+    entries = members(tar_bytes(lambda tar: tar.add_tree(tmp_path / "busybox", "/bin/busybox")))
+    assert [(m.name, m.type, m.mode, m.size) for m in entries] == [
+        ("/bin", tarfile.DIRTYPE, 0o755, 0),
+        ("/bin/busybox", tarfile.REGTYPE, 0o755, 3),
+    ]
+
+
+def test_add_tree_of_a_symlink_to_a_directory_adds_the_link_only(tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "inside").write_text("x")
+    (tmp_path / "alias").symlink_to("real")
+    entries = members(tar_bytes(lambda tar: tar.add_tree(tmp_path / "alias", "/w/alias")))
+    assert [(m.name, m.type) for m in entries] == [("/w", tarfile.DIRTYPE), ("/w/alias", tarfile.SYMTYPE)]
+
+
 def test_special_files_such_as_fifos_are_left_out(tmp_path: Path) -> None:
     root = tmp_path / "t"
     root.mkdir()

@@ -1,0 +1,141 @@
+"""``pybuild build``, ``pybuild run`` and ``pybuild builder``: flags as pack spells them."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from lifecycle.cli.output import Logger
+from lifecycle.env import parse_env_assignment, read_env_file
+
+__all__ = ["build", "builder", "run"]
+
+
+def _creation_time(value: str | None) -> int | None:
+    if value is None:
+        epoch = os.environ.get("SOURCE_DATE_EPOCH")
+        return int(epoch) if epoch and epoch.isdigit() else None
+    if value == "now":
+        return int(time.time())
+    if not value.isdigit():
+        raise click.BadParameter("use seconds since the epoch or 'now'", param_hint="--creation-time")
+    return int(value)
+
+
+@click.command()
+@click.argument("image")
+@click.option(
+    "--path",
+    "-p",
+    "path",
+    type=click.Path(path_type=Path),
+    default=".",
+    show_default=True,
+    help="App source directory.",
+)
+@click.option("--builder", "-B", help="Builder name (default: pybuild/builder:bookworm).")
+@click.option("--buildpack", "-b", "buildpacks", multiple=True, help="Buildpack directory or archive.")
+@click.option("--env", "-e", "env", multiple=True, help="Build-time variable KEY=VALUE (or KEY).")
+@click.option("--env-file", type=click.Path(path_type=Path), multiple=True, help="File of KEY=VALUE lines.")
+@click.option("--run-image", help="Run image to build on (default: the builder's).")
+@click.option(
+    "--descriptor", "-d", type=click.Path(path_type=Path), help="project.toml (default: PATH/project.toml)."
+)
+@click.option("--creation-time", help="Image created time: seconds since the epoch, or 'now'.")
+@click.option("--network", default="host", type=click.Choice(["host", "none"]), show_default=True)
+@click.option(
+    "--executor",
+    default="bwrap",
+    type=click.Choice(["bwrap", "host"]),
+    show_default=True,
+    help="Where buildpacks run.",
+)
+@click.option("--default-process", help="Process type to use as the entrypoint.")
+@click.option("--no-host-ca", is_flag=True, help="Do not give buildpacks this machine's CA bundle.")
+@click.pass_obj
+def build(
+    log: Logger,
+    image: str,
+    path: Path,
+    builder: str | None,
+    buildpacks: tuple[str, ...],
+    env: tuple[str, ...],
+    env_file: tuple[Path, ...],
+    run_image: str | None,
+    descriptor: Path | None,
+    creation_time: str | None,
+    network: str,
+    executor: str,
+    default_process: str | None,
+    no_host_ca: bool,
+) -> None:
+    """Build IMAGE from source with buildpacks."""
+    from lifecycle.platform.build import BuildOptions, Phases
+    from lifecycle.platform.build import build as run_build
+    from lifecycle.platform.project import apply_project
+
+    values: dict[str, str] = {}
+    for file in env_file:
+        values.update(read_env_file(file, os.environ))
+    values.update(dict(parse_env_assignment(e, os.environ) for e in env))
+    options = BuildOptions(
+        image=image,
+        path=path,
+        builder=builder,
+        buildpacks=buildpacks,
+        env=values,
+        run_image=run_image,
+        executor=executor,
+        network=network,
+        creation_time=_creation_time(creation_time),
+        process_type=default_process,
+        ca_bundle=not no_host_ca,
+    )
+    options = apply_project(options, descriptor)
+    started = time.monotonic()
+    report = run_build(options, Phases(phase=log.phase, output=log.info, info=log.info))
+    log.info(f"Successfully built image {report.image} in {time.monotonic() - started:.1f}s")
+    log.result(report.digest)
+
+
+@click.command(context_settings={"ignore_unknown_options": True})
+@click.argument("image")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@click.option("--process", "-t", help="Process type to run.")
+@click.option("--env", "-e", "env", multiple=True, help="KEY=VALUE for the process.")
+@click.option("--network", default="host", type=click.Choice(["host", "none"]), show_default=True)
+def run(image: str, args: tuple[str, ...], process: str | None, env: tuple[str, ...], network: str) -> None:
+    """Run IMAGE from the local store under bubblewrap (args after --)."""
+    from lifecycle.platform.run import run_image
+
+    values = dict(parse_env_assignment(e, os.environ) for e in env)
+    sys.exit(run_image(image, process=process, args=args, env=values, network=network))
+
+
+@click.group()
+def builder() -> None:
+    """Create and list builders."""
+
+
+@builder.command(name="create")
+@click.argument("name")
+@click.option(
+    "--config",
+    "-c",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    required=True,
+    help="builder.toml in pack's format.",
+)
+@click.pass_obj
+def builder_create(log: Logger, name: str, config: Path) -> None:
+    """Create builder NAME from a builder.toml."""
+    from lifecycle.platform.builders import create_builder
+
+    created = create_builder(name, config)
+    log.info(f"Successfully created builder {created.name}")
+    for ref in sorted(created.buildpacks):
+        log.info(f"  {ref}")
