@@ -176,12 +176,12 @@ class Layout:
     def write(self, image: Image, tags: Sequence[str]) -> str:
         """Every blob first, then the manifest, then ``index.json`` in one rename."""
         with self._locked(".gc.lock", fcntl.LOCK_SH):
+            for layer in image.layers:
+                self.put_layer(layer)
             self.write_blob(image.raw_config)
             self.write_blob(image.raw_manifest)
             with self._locked(".lock", fcntl.LOCK_EX):
                 self._point_tags(image, tags)
-            for layer in image.layers:
-                self.put_layer(layer)
         return image.digest
 
     def _point_tags(self, image: Image, tags: Sequence[str]) -> None:

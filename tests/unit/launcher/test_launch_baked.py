@@ -65,7 +65,9 @@ def test_start_env_drops_launcher_inputs_and_cnb_path_entries_lch_4() -> None:
 
 
 def _layer(bp: str, name: str, *env: EnvOp, bin_: bool = True) -> LaunchLayer:
-    return LaunchLayer(buildpack_id=bp, name=name, path=f"/l/{bp}/{name}", has_bin=bin_, has_lib=bin_, env=env)
+    return LaunchLayer(
+        buildpack_id=bp, name=name, path=f"/l/{bp}/{name}", has_bin=bin_, has_lib=bin_, env=env
+    )
 
 
 def test_a_buildpacks_bins_come_before_its_env_files_lch_5() -> None:
@@ -82,7 +84,9 @@ def test_a_buildpacks_bins_come_before_its_env_files_lch_5() -> None:
 
 
 def test_env_launch_type_dirs_apply_only_to_their_process() -> None:
-    plan = LaunchPlan(layers=(_layer("a", "l", _op("X", "override", "all"), _op("X", "override", "web", "", "web")),))
+    plan = LaunchPlan(
+        layers=(_layer("a", "l", _op("X", "override", "all"), _op("X", "override", "web", "", "web")),)
+    )
     assert launch_env(plan, {}, "web")["X"] == "web"
     assert launch_env(plan, {}, "worker")["X"] == "all"
     assert launch_env(plan, {}, None)["X"] == "all"
@@ -100,7 +104,9 @@ def test_env_names_a_shell_cannot_hold_are_skipped_here_too() -> None:
 def test_args_go_to_cmd_only_where_user_args_replace_them_lch_3(
     make_process: MakeProcess, api: str, entrypoint: tuple[str, ...], cmd: tuple[str, ...]
 ) -> None:
-    plan = LaunchPlan(processes=(make_process("web", "node", "-r", "x", args=("server.js",), buildpack_api=api),))
+    plan = LaunchPlan(
+        processes=(make_process("web", "node", "-r", "x", args=("server.js",), buildpack_api=api),)
+    )
     baked = bake(plan, {}, "web")
     assert (baked.entrypoint, baked.cmd, baked.argv) == (entrypoint, cmd, entrypoint + cmd)
 
@@ -125,16 +131,25 @@ def test_bake_env_and_skipped_exec_d(make_process: MakeProcess) -> None:
         path="/layers/a/l",
         has_bin=True,
         env=(_op("B", "override", "2"),),
-        exec_d=(LayerScript(path="/x/all"), LayerScript(path="/x/web", process_type="web"), LayerScript(path="/x/o", process_type="o")),
+        exec_d=(
+            LayerScript(path="/x/all"),
+            LayerScript(path="/x/web", process_type="web"),
+            LayerScript(path="/x/o", process_type="o"),
+        ),
     )
-    baked = bake(LaunchPlan(processes=(make_process("web"),), layers=(layer,)), {"PATH": "/bin", "A": "1"}, "web")
+    baked = bake(
+        LaunchPlan(processes=(make_process("web"),), layers=(layer,)), {"PATH": "/bin", "A": "1"}, "web"
+    )
     assert baked.config_env() == ["A=1", "B=2", "PATH=/layers/a/l/bin:/bin"]
     assert baked.skipped == ("/x/all", "/x/web")
 
 
 def test_bake_refuses_what_needs_a_shell_or_is_missing(make_process: MakeProcess) -> None:
     plan = LaunchPlan(
-        processes=(make_process("sh", "echo hi", direct=False, buildpack_api="0.8"), make_process("t", exec_env=("test",)))
+        processes=(
+            make_process("sh", "echo hi", direct=False, buildpack_api="0.8"),
+            make_process("t", exec_env=("test",)),
+        )
     )
     with pytest.raises(LaunchPlanError, match="needs a shell"):
         bake(plan, {}, "sh")

@@ -17,7 +17,9 @@ MakeProcess = Callable[..., Process]
     ("api", "replace"),
     [("0.7", False), ("0.8", False), ("0.9", True), ("0.10", True), ("0.12", True), ("1.0", True)],
 )
-def test_user_args_replace_args_from_buildpack_api_0_9(make_process: MakeProcess, api: str, replace: bool) -> None:
+def test_user_args_replace_args_from_buildpack_api_0_9(
+    make_process: MakeProcess, api: str, replace: bool
+) -> None:
     # LCH-3; "0.10" must compare as a number, not as a string below "0.9"
     assert make_process(buildpack_api=api).user_args_replace is replace
 
@@ -62,9 +64,18 @@ def test_exec_env_names_are_checked(make_process: MakeProcess) -> None:
 
 @pytest.mark.parametrize(
     ("exec_env", "eligible"),
-    [(None, True), (("*",), True), (("production",), True), (("test", "production"), True), (("test",), False), ((), False)],
+    [
+        (None, True),
+        (("*",), True),
+        (("production",), True),
+        (("test", "production"), True),
+        (("test",), False),
+        ((), False),
+    ],
 )
-def test_exec_env_eligibility_lch_2(make_process: MakeProcess, exec_env: tuple[str, ...] | None, eligible: bool) -> None:
+def test_exec_env_eligibility_lch_2(
+    make_process: MakeProcess, exec_env: tuple[str, ...] | None, eligible: bool
+) -> None:
     assert make_process(exec_env=exec_env).eligible("production") is eligible
 
 
@@ -88,6 +99,8 @@ def test_nul_bytes_are_reported_and_ordinary_ops_pass() -> None:
 
 
 def test_layers_group_by_consecutive_buildpack_lch_5() -> None:
-    layers = [LaunchLayer(buildpack_id=bp, name=n, path=f"/layers/{bp}/{n}") for bp, n in ["aa", "ab", "ba", "ca"]]
+    layers = [
+        LaunchLayer(buildpack_id=bp, name=n, path=f"/layers/{bp}/{n}") for bp, n in ["aa", "ab", "ba", "ca"]
+    ]
     groups = [[layer.name for layer in group] for group in by_buildpack(layers)]
     assert groups == [["a", "b"], ["a"], ["a"]]

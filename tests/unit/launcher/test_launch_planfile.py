@@ -22,7 +22,20 @@ from lifecycle.launcher import (
 
 MakeProcess = Callable[..., Process]
 
-NASTY = ["it's", "'\\''", "a\nb\n", "$(id)", "`id`", "\\", '"', "# not a comment", " ", "", "\t", "\udcff\udc80"]
+NASTY = [
+    "it's",
+    "'\\''",
+    "a\nb\n",
+    "$(id)",
+    "`id`",
+    "\\",
+    '"',
+    "# not a comment",
+    " ",
+    "",
+    "\t",
+    "\udcff\udc80",
+]
 values = st.one_of(
     st.sampled_from(NASTY),
     st.text(st.characters(blacklist_characters="\0", blacklist_categories=("Cs",)), max_size=12),
@@ -168,7 +181,10 @@ def test_env_names_a_shell_cannot_hold_are_skipped_with_a_warning(caplog: pytest
         (b"cnb_plan 1\ncnb_command 'web' 'x'\n", "undeclared process"),
         (b"cnb_plan 1\ncnb_layer 'b' 'l' '/l' bin\n", "malformed record"),
         (b"cnb_plan 1; echo\n", "unexpected"),
-        (b"cnb_plan 1\ncnb_layer 'b' 'l' '/l' - -\ncnb_env 'b' 'l' '' swap 'A' 'v' ''\n", "unknown env action"),
+        (
+            b"cnb_plan 1\ncnb_layer 'b' 'l' '/l' - -\ncnb_env 'b' 'l' '' swap 'A' 'v' ''\n",
+            "unknown env action",
+        ),
     ],
 )
 def test_parse_plan_rejects_what_render_plan_never_writes(data: bytes, match: str) -> None:

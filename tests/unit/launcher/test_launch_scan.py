@@ -45,7 +45,10 @@ def test_env_file_suffixes_follow_bld_7(tmp_path: Path, write_layer: LayerWriter
 def test_contents_are_verbatim_with_no_trimming(tmp_path: Path, write_layer: LayerWriter) -> None:
     write_layer("b", "l", {"env/MSG": " it's $HOME\n\n", "env/RAW": b"\xff\n"})
     [layer] = scan_layers(tmp_path / "layers", ["b"])
-    assert [op.value.encode("utf-8", "surrogateescape") for op in layer.env] == [b" it's $HOME\n\n", b"\xff\n"]
+    assert [op.value.encode("utf-8", "surrogateescape") for op in layer.env] == [
+        b" it's $HOME\n\n",
+        b"\xff\n",
+    ]
 
 
 def test_delim_applies_only_within_its_own_dir(tmp_path: Path, write_layer: LayerWriter) -> None:
@@ -87,7 +90,11 @@ def test_only_launch_layers_in_buildpack_then_name_order(tmp_path: Path, write_l
         ("a/first", "alpha", "/img/layers/a_first/alpha"),
         ("a/first", "zeta", "/img/layers/a_first/zeta"),
     ]
-    assert [(layer.has_bin, layer.has_lib) for layer in layers] == [(True, False), (False, False), (False, True)]
+    assert [(layer.has_bin, layer.has_lib) for layer in layers] == [
+        (True, False),
+        (False, False),
+        (False, True),
+    ]
 
 
 def test_exec_d_and_profile_d_list_untyped_then_typed_files(tmp_path: Path, write_layer: LayerWriter) -> None:

@@ -50,7 +50,9 @@ def _require(shell: list[str]) -> list[str]:
     return [path, *shell[1:]]
 
 
-def _launch(root: Path, plan: LaunchPlan, shell: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def _launch(
+    root: Path, plan: LaunchPlan, shell: list[str], env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
     """Runs /cnb/process/web of a plan laid out under `root`, returning its captured output."""
     plan_file = root / "layers" / PLAN_PATH
     plan_file.parent.mkdir(parents=True, exist_ok=True)
@@ -63,7 +65,9 @@ def _launch(root: Path, plan: LaunchPlan, shell: list[str], env: dict[str, str])
     process_link.unlink(missing_ok=True)
     process_link.symlink_to(launcher)
     full_env = {**BASE_ENV, "CNB_LAYERS_DIR": str(root / "layers"), "CNB_APP_DIR": str(root / "app"), **env}
-    return subprocess.run([*shell, str(process_link)], env=full_env, capture_output=True, text=True, check=False)
+    return subprocess.run(
+        [*shell, str(process_link)], env=full_env, capture_output=True, text=True, check=False
+    )
 
 
 def _web(*layers: LaunchLayer) -> LaunchPlan:
@@ -77,7 +81,9 @@ def _env_of(result: subprocess.CompletedProcess[str]) -> dict[str, str]:
 
 
 values = st.one_of(
-    st.sampled_from(["it's", "'\\''", "a\nb\n", "$(exit 1)", "`false`", "\\n", '"', "", "*", "$PATH", "\udcff"]),
+    st.sampled_from(
+        ["it's", "'\\''", "a\nb\n", "$(exit 1)", "`false`", "\\n", '"', "", "*", "$PATH", "\udcff"]
+    ),
     st.text(st.characters(blacklist_characters="\0", blacklist_categories=("Cs",)), max_size=8),
 )
 env_ops = st.builds(
@@ -110,7 +116,9 @@ run_envs = st.fixed_dictionaries(
 @pytest.mark.parametrize("shell", SHELLS)
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(layers=layer_lists, run_env=run_envs)
-def test_shell_env_equals_launch_env(shell: list[str], layers: list[LaunchLayer], run_env: dict[str, str]) -> None:
+def test_shell_env_equals_launch_env(
+    shell: list[str], layers: list[LaunchLayer], run_env: dict[str, str]
+) -> None:
     shell = _require(shell)
     plan = _web(*sorted(layers, key=lambda layer: (layer.buildpack_id, layer.name)))
     with tempfile.TemporaryDirectory() as root:
@@ -156,9 +164,20 @@ def test_exec_d_toml_output_is_exported_lch_6(
 @pytest.mark.parametrize("shell", SHELLS)
 @pytest.mark.parametrize(
     "toml",
-    ["A = x", 'A = """x"""', 'A = "open', r'A = "\q"', 'A.B = "x"', 'A = "x" y', r'A = "\u0000"', r'A = "\uD800"'],
+    [
+        "A = x",
+        'A = """x"""',
+        'A = "open',
+        r'A = "\q"',
+        'A.B = "x"',
+        'A = "x" y',
+        r'A = "\u0000"',
+        r'A = "\uD800"',
+    ],
 )
-def test_exec_d_output_that_is_not_key_string_fails_the_launch(tmp_path: Path, shell: list[str], toml: str) -> None:
+def test_exec_d_output_that_is_not_key_string_fails_the_launch(
+    tmp_path: Path, shell: list[str], toml: str
+) -> None:
     shell = _require(shell)
     result = _exec_d_output(tmp_path, shell, toml)
     assert (result.returncode, result.stdout) == (82, "")
