@@ -8,8 +8,16 @@ from typing import Any
 
 import click
 
+from lifecycle.appimage import BASE_DIGEST, BASE_NAME
 from lifecycle.backends.store import LocalStore
 from lifecycle.cli.output import Logger
+from lifecycle.cnb import parse_label
+from lifecycle.cnb.labels import (
+    BUILD_METADATA_LABEL,
+    LIFECYCLE_METADATA_LABEL,
+    BuildMetadataLabel,
+    LifecycleMetadata,
+)
 from lifecycle.oci.image import Image
 from lifecycle.platform.targets import open_target
 
@@ -40,11 +48,44 @@ def images(log: Logger, output: str) -> None:
         log.result(f"{e.tag:40} {e.digest[7:19]:19} {_human_size(e.size):>10}")
 
 
+def _cnb_section(image: Image) -> dict[str, Any]:
+    """Buildpacks, processes, run image and base image, read from the CNB labels."""
+    labels = image.labels
+    section: dict[str, Any] = {}
+    if BUILD_METADATA_LABEL in labels:
+        build = parse_label(BUILD_METADATA_LABEL, BuildMetadataLabel, labels[BUILD_METADATA_LABEL])
+        section["buildpacks"] = [{"id": b.id, "version": b.version} for b in build.buildpacks]
+        section["processes"] = [
+            {
+                "type": p.type,
+                "command": list(p.command) if isinstance(p.command, tuple) else [p.command],
+                "args": list(p.args or ()),
+                "default": p.type == build.buildpack_default_process_type,
+                "workingDir": p.working_dir,
+            }
+            for p in build.processes
+        ]
+    if LIFECYCLE_METADATA_LABEL in labels:
+        meta = parse_label(LIFECYCLE_METADATA_LABEL, LifecycleMetadata, labels[LIFECYCLE_METADATA_LABEL])
+        run = meta.run_image
+        section["runImage"] = {
+            "image": run.image,
+            "mirrors": list(run.mirrors),
+            "reference": run.reference,
+            "topLayer": run.top_layer,
+        }
+    annotations = image.annotations
+    if BASE_NAME in annotations or BASE_DIGEST in annotations:
+        section["baseImage"] = {"name": annotations.get(BASE_NAME), "digest": annotations.get(BASE_DIGEST)}
+    return section
+
+
 def describe(image: Image, reference: str) -> dict[str, Any]:
-    """What ``inspect`` shows: the config, labels and layers of an image."""
+    """What ``inspect`` shows: the config, labels and layers of an image, and its CNB metadata."""
     config = image.config
     container = config.config
     return {
+        **_cnb_section(image),
         "reference": reference,
         "digest": image.digest,
         "mediaType": image.media_type,
@@ -64,7 +105,26 @@ def describe(image: Image, reference: str) -> dict[str, Any]:
     }
 
 
+def _print_cnb(log: Logger, info: dict[str, Any]) -> None:
+    if "buildpacks" in info:
+        log.result("buildpacks:")
+        for bp in info["buildpacks"]:
+            log.result(f"  {bp['id']}@{bp['version']}")
+        log.result("processes:")
+        for p in info["processes"]:
+            mark = " (default)" if p["default"] else ""
+            log.result(f"  {p['type']}{mark}: {' '.join([*p['command'], *p['args']])}")
+    if "runImage" in info:
+        run = info["runImage"]
+        log.result(f"run image:    {run['image']} ({run['reference']})")
+        for mirror in run["mirrors"]:
+            log.result(f"  mirror:     {mirror}")
+    if "baseImage" in info:
+        log.result(f"base image:   {info['baseImage']['name']}@{info['baseImage']['digest']}")
+
+
 def _print_description(log: Logger, info: dict[str, Any]) -> None:
+    _print_cnb(log, info)
     for key in ("reference", "digest", "created", "os", "architecture", "user", "workingDir"):
         log.result(f"{key + ':':14}{info[key] or ''}")
     log.result(f"{'entrypoint:':14}{json.dumps(info['entrypoint'])}")

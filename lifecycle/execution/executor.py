@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-from lifecycle.cnb._files import write_toml
+from lifecycle.cnb import write_toml
 from lifecycle.cnb.buildpack import BuildpackDescriptor
 from lifecycle.cnb.ids import escape_id
 from lifecycle.cnb.plan import BuildpackPlan, DetectPlan, load_detect_plan

@@ -10,7 +10,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from lifecycle.cnb._files import write_toml
+from lifecycle.cnb import write_toml
 from lifecycle.cnb.buildpack import BuildpackDescriptor
 from lifecycle.cnb.ids import check_layer_name, escape_id
 from lifecycle.cnb.layers import (

@@ -173,11 +173,13 @@ def explain(error: ErrorDetails) -> str:
         return f"{field} is missing: add it"
     if error["type"] == "extra_forbidden":
         return f"unknown key {field}: remove it or correct its spelling"
-    if error["type"] == "value_error":
+    hint = _HINTS.get(field.rsplit(".", 1)[-1])
+    if hint:
+        return f"{field} {hint}"
+    if error["type"] == "value_error":  # our own model checks, worded for the user
         message = str(error["ctx"]["error"]) if "ctx" in error else error["msg"]
         return f"{field} {message}" if field else message
-    hint = _HINTS.get(field.rsplit(".", 1)[-1])
-    return f"{field} {hint}" if hint else f"{field}: {error['msg']}"
+    return f"{field}: {error['msg']}"
 
 
 def _field_path(loc: tuple[Any, ...]) -> str:

@@ -49,6 +49,11 @@ printf '%s\\n' '--- show ---' "pid=$$" "cwd=$(pwd)"
 for arg in "$@"; do printf 'arg[%s]\\n' "$arg"; done
 export -p
 """
+# TOML escapes in the output (\\t) and the launcher's pid, which an exec'd process keeps
+FIRST_EXEC_D = """#!/bin/sh
+echo "to stdout"
+printf 'FIRST = "a\\\\tb"\\nLAUNCHER_PID="%s"\\n' "$PPID" >&3
+"""
 LAUNCHER = "/cnb/lifecycle/launcher"
 SHOW_PATH = "/workspace/show"
 
@@ -145,18 +150,11 @@ class FakeImage:
         return Run(result.returncode, result.stdout, result.stderr)
 
 
+_KERNEL_FS = ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+
+
 def _host_root() -> list[str]:
-    args = [
-        "bwrap",
-        "--die-with-parent",
-        "--unshare-pid",
-        "--proc",
-        "/proc",
-        "--dev",
-        "/dev",
-        "--tmpfs",
-        "/tmp",
-    ]
+    args = ["bwrap", "--die-with-parent", "--unshare-pid", *_KERNEL_FS]
     for name in ("usr", "etc", "bin", "sbin", "lib", "lib32", "lib64"):
         entry = Path("/") / name
         if entry.is_symlink():
@@ -171,12 +169,7 @@ def _busybox_root(rootfs: Path) -> list[str]:
         (rootfs / directory).mkdir(parents=True)
     shutil.copy2(shutil.which("busybox") or "/bin/busybox", rootfs / "bin" / "busybox")
     (rootfs / "bin" / "sh").symlink_to("busybox")
-    return ["bwrap", "--die-with-parent", "--unshare-pid", "--ro-bind", str(rootfs), "/"] + [
-        "--proc",
-        "/proc",
-        "--dev",
-        "/dev",
-    ]
+    return ["bwrap", "--die-with-parent", "--unshare-pid", "--ro-bind", str(rootfs), "/", *_KERNEL_FS]
 
 
 def _dash_is_sh() -> bool:
@@ -342,7 +335,7 @@ def test_exec_d_output_on_fd_3_is_exported_in_order(image: FakeImage) -> None:
         "acme/app",
         "rt",
         {
-            "exec.d/1-first": '#!/bin/sh\necho "to stdout"\nprintf \'FIRST = "a\\\\tb"\\nLAUNCHER_PID="%s"\\n\' "$PPID" >&3\n',
+            "exec.d/1-first": FIRST_EXEC_D,
             "exec.d/2-second": '#!/bin/sh\nprintf \'SEEN = "%s in %s"\\n\' "$FIRST" "$(pwd)" >&3\n',
             "exec.d/web/3-typed": "#!/bin/sh\nprintf \"TYPED = 'web only'\\n\" >&3\n",
         },
