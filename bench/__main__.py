@@ -36,7 +36,9 @@ def main(argv: list[str]) -> int:
         return 0
     unknown = [name for name in names if name not in available]
     if unknown:
-        print(f"unknown benchmark {', '.join(unknown)}; known: {', '.join(sorted(available))}", file=sys.stderr)
+        print(
+            f"unknown benchmark {', '.join(unknown)}; known: {', '.join(sorted(available))}", file=sys.stderr
+        )
         return 2
     for name in names or sorted(available):
         print(f"== {name}", flush=True)

@@ -47,7 +47,9 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=3, help="runs per method; the best counts (default 3)")
     parser.add_argument("--level", type=int, default=1, help="ISA-L level for our sink (default 1)")
     parser.add_argument(
-        "--workdir", default=str(Path(tempfile.gettempdir()) / "pybuild-bench"), help="tree and outputs go here"
+        "--workdir",
+        default=str(Path(tempfile.gettempdir()) / "pybuild-bench"),
+        help="tree and outputs go here",
     )
     return parser.parse_args(argv)
 
@@ -165,7 +167,11 @@ def measure(tree: Path, workdir: Path, repeat: int, level: int) -> dict[str, Any
 
 
 def _run(data: int, seconds: float, compressed: int) -> dict[str, Any]:
-    return {"seconds": round(seconds, 3), "mb_per_s": round(data / seconds / 1e6, 1), "compressed_bytes": compressed}
+    return {
+        "seconds": round(seconds, 3),
+        "mb_per_s": round(data / seconds / 1e6, 1),
+        "compressed_bytes": compressed,
+    }
 
 
 def _with_ratios(runs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -179,7 +185,7 @@ def _with_ratios(runs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
 def summary(results: dict[str, Any]) -> str:
     info = results["machine"]
     lines = [
-        "## Layers: tar + gzip vs LayerTar + LayerSink",
+        "### Latest figures",
         "",
         f"Tree: {results['tree_bytes'] / 1e6:.0f} MB (small text files + large semi-compressible binaries); "
         f"best of {results['repeat']}; {info['cpu']}, {info['cores']} cores, Python {info['python']}.",
@@ -187,9 +193,10 @@ def summary(results: dict[str, Any]) -> str:
         "| method | time (s) | MB/s | vs gzip -6 | vs gzip -1 | compressed (MB) |",
         "|---|---:|---:|---:|---:|---:|",
     ]
-    for method, run in results["runs"].items():
+    for method, run in sorted(results["runs"].items(), key=lambda item: -item[1]["seconds"]):
+        cell = method.replace("|", "\\|")  # a bare | would end the table cell
         lines.append(
-            f"| {method} | {run['seconds']:.2f} | {run['mb_per_s']:.0f} | {run['speedup_vs_gzip6']:.1f}x "
+            f"| {cell} | {run['seconds']:.2f} | {run['mb_per_s']:.0f} | {run['speedup_vs_gzip6']:.1f}x "
             f"| {run['speedup_vs_gzip1']:.1f}x | {run['compressed_bytes'] / 1e6:.1f} |"
         )
     return "\n".join(lines)

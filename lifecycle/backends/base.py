@@ -12,7 +12,7 @@ from typing import BinaryIO, Protocol
 
 from lifecycle.oci.image import Image
 
-__all__ = ["REF_NAME", "BlobStats", "CountingReader", "ImageStore", "normalize_tag"]
+__all__ = ["REF_NAME", "BlobStats", "CountingReader", "ImageStore", "normalize_tag", "repository_of"]
 
 REF_NAME = "org.opencontainers.image.ref.name"
 
@@ -82,3 +82,10 @@ def normalize_tag(name: str) -> str:
     if "@" in last or ":" in last:
         return name
     return name + ":latest"
+
+
+def repository_of(name: str) -> str:
+    """``host/repo:tag`` or ``host/repo@sha256:..`` -> ``host/repo`` (a port colon is not a tag)."""
+    name = name.split("@", 1)[0]
+    last = name.rsplit("/", 1)[-1]
+    return name.rsplit(":", 1)[0] if ":" in last else name

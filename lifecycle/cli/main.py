@@ -14,6 +14,7 @@ from lifecycle import __version__
 from lifecycle.cli.build import build, builder, run
 from lifecycle.cli.images import images, inspect, rmi, save, store_gc
 from lifecycle.cli.output import Logger
+from lifecycle.cli.rebase import rebase
 from lifecycle.cli.stack import stack
 from lifecycle.errors import ExitCode, PybuildError
 
@@ -30,7 +31,7 @@ def cli(ctx: click.Context, verbose: bool, quiet: bool) -> None:
     ctx.obj = Logger(level=0 if quiet else 2 if verbose else 1)
 
 
-for command in (build, builder, images, inspect, rmi, run, save, store_gc, stack):
+for command in (build, builder, images, inspect, rebase, rmi, run, save, store_gc, stack):
     cli.add_command(command)
 
 

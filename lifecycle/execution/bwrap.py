@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from lifecycle.errors import PybuildError
 from lifecycle.execution.process import stream_process
+from lifecycle.execution.rootfs import MOUNT_FILES
 from lifecycle.execution.runner import OutputSink, ProcessRequest, SandboxPaths, Workspace
 
 __all__ = ["HOST_CA_BUNDLE", "BwrapRunner"]
@@ -67,9 +69,19 @@ class BwrapRunner:
 
     def _namespaces(self) -> list[str]:
         args = ["--unshare-all", "--uid", str(self.uid), "--gid", str(self.gid), "--die-with-parent"]
-        if self.network != "none":
-            args.append("--share-net")
-        return args
+        return args + _network(self.rootfs, self.network)
+
+
+def _network(rootfs: Path, network: str) -> list[str]:
+    """Share the host network, with its name resolution, unless ``none``."""
+    if network == "none":
+        return []
+    args = ["--share-net"]
+    for name in MOUNT_FILES:
+        host = Path("/") / name
+        if host.exists() and (rootfs / name).is_file():
+            args += ["--ro-bind", str(host), "/" + name]
+    return args
 
 
 def run_container(
@@ -88,11 +100,8 @@ def run_container(
         raise PybuildError("run image", "bubblewrap is not installed (apt-get install bubblewrap)")
     args = [bwrap, "--ro-bind", str(rootfs), "/", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
     args += ["--unshare-all", "--uid", str(uid), "--gid", str(gid), "--die-with-parent", "--chdir", cwd]
-    if network != "none":
-        args.append("--share-net")
+    args += _network(rootfs, network)
     args.append("--clearenv")
     for name, value in sorted(env.items()):
         args += ["--setenv", name, value]
-    import subprocess
-
     return subprocess.call([*args, "--", *argv])

@@ -19,10 +19,12 @@ from lifecycle.oci.digest import hex_part
 from lifecycle.oci.image import Image
 from lifecycle.oci.layer import Layer
 
-__all__ = ["MOUNT_POINTS", "extract_rootfs", "rootfs_cache"]
+__all__ = ["MOUNT_FILES", "MOUNT_POINTS", "extract_rootfs", "rootfs_cache"]
 
 # Directories bwrap binds over; a read-only root must already have them.
 MOUNT_POINTS = ("workspace", "layers", "platform", "cnb/buildpacks", "tmp", "proc", "dev", "sys")
+# Files the runner binds from the host when the network is shared.
+MOUNT_FILES = ("etc/resolv.conf", "etc/hosts")
 _WHITEOUT = ".wh."
 _OPAQUE = ".wh..wh..opq"
 
@@ -55,6 +57,12 @@ def extract_rootfs(image: Image, dest: Path) -> None:
             raise ImageError(f"extract layer {index} ({layer.digest[:19]})", str(exc)) from exc
     for mount_point in MOUNT_POINTS:
         (dest / mount_point).mkdir(parents=True, exist_ok=True)
+    for mount_file in MOUNT_FILES:
+        path = dest / mount_file
+        if path.is_symlink():
+            path.unlink()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
 
 
 def _apply_layer(layer: Layer, dest: Path) -> None:

@@ -187,7 +187,7 @@ _cnb_clean_env() {
 		_cnb_dir=${_cnb_rest%%:*}
 		_cnb_rest=${_cnb_rest#*:}
 		case $_cnb_dir in
-		/nothing) ;;
+		/cnb/process | /cnb/lifecycle) ;;
 		*) _cnb_new=$_cnb_new$_cnb_sep$_cnb_dir _cnb_sep=: ;;
 		esac
 	done

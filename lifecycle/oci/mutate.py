@@ -57,13 +57,15 @@ def _remake(image: Image, config: ImageConfig, layers: Sequence[Layer]) -> Image
     return new_image(config, layers, media_type=image.media_type, annotations=image.manifest.annotations)
 
 
-def append_layers(image: Image, layers: Sequence[Layer], created_by: Sequence[str] = ()) -> Image:
-    """Add ``layers`` on top, with one history entry each."""
+def append_layers(
+    image: Image, layers: Sequence[Layer], created_by: Sequence[str] = (), created: str | None = None
+) -> Image:
+    """Add ``layers`` on top, with one history entry each (dated ``created``, else the image's)."""
     config = image.config
     history = list(config.history or [])
     for i in range(len(layers)):
         by = created_by[i] if i < len(created_by) else ""
-        history.append(History(created=config.created, created_by=by or None))
+        history.append(History(created=created or config.created, created_by=by or None))
     return _remake(image, config.model_copy(update={"history": history or None}), [*image.layers, *layers])
 
 

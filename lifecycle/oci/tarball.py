@@ -54,14 +54,19 @@ class LayerTar:
         return info
 
     def _claim(self, path: str) -> str | None:
-        name = str(PurePosixPath("/") / path)
+        return self._claim_name(str(PurePosixPath("/") / path))
+
+    def _claim_name(self, name: str) -> str | None:
+        """Claim a name that is already absolute and normalised; None if it was written before."""
         if name in self._written:
             return None
         self._written.add(name)
         return name
 
     def add_dir(self, path: str, mode: int = 0o755, uid: int | None = None, gid: int | None = None) -> None:
-        name = self._claim(path)
+        self._dir_entry(self._claim(path), mode, uid, gid)
+
+    def _dir_entry(self, name: str | None, mode: int, uid: int | None, gid: int | None) -> None:
         if name is not None and name != "/":
             self._tar.addfile(self._info(name, tarfile.DIRTYPE, mode, uid, gid))
 
@@ -81,7 +86,9 @@ class LayerTar:
             self._tar.addfile(info, io.BytesIO(data))
 
     def add_symlink(self, path: str, target: str, uid: int | None = None, gid: int | None = None) -> None:
-        name = self._claim(path)
+        self._symlink_entry(self._claim(path), target, uid, gid)
+
+    def _symlink_entry(self, name: str | None, target: str, uid: int | None, gid: int | None) -> None:
         if name is not None:
             info = self._info(name, tarfile.SYMTYPE, 0o777, uid, gid)
             info.linkname = target
@@ -112,25 +119,37 @@ class LayerTar:
     def add_tree(self, src: Path, dest: str, *, include: Callable[[Path], bool] | None = None) -> None:
         """Add ``src`` (a dir, file or symlink) as ``dest`` and everything below it, owned by the writer."""
         self.add_parents(dest, lambda p: 0o755)
-        self._add_path(src, dest)
-        if not src.is_dir() or src.is_symlink():
-            return
-        for path in walk_sorted(src):
-            if include is None or include(path):
-                self._add_path(path, str(PurePosixPath(dest, path.relative_to(src).as_posix())))
+        name = str(PurePosixPath("/", dest))
+        self._add_stat(os.fspath(src), name, src.lstat())
+        if src.is_dir() and not src.is_symlink():
+            self._add_children(os.fspath(src), name, include)
 
-    def _add_path(self, path: Path, name_in_tar: str) -> None:
-        st = path.lstat()
+    def _add_children(self, directory: str, name: str, include: Callable[[Path], bool] | None) -> None:
+        """Everything below ``directory``, as ``name/...``, depth first and sorted like ``walk_sorted``.
+
+        Names are joined as strings: a pathlib object per entry costs more than tarfile itself
+        on trees of many small files (bench/layers.py).
+        """
+        with os.scandir(directory) as scan:
+            entries = sorted(scan, key=lambda entry: entry.name)
+        prefix = name.rstrip("/") + "/"
+        for entry in entries:
+            st = entry.stat(follow_symlinks=False)
+            if include is None or include(Path(entry.path)):
+                self._add_stat(entry.path, prefix + entry.name, st)
+            if stat.S_ISDIR(st.st_mode):
+                self._add_children(entry.path, prefix + entry.name, include)
+
+    def _add_stat(self, path: str, name: str, st: os.stat_result) -> None:
         mode = stat.S_IMODE(st.st_mode)
         if stat.S_ISDIR(st.st_mode):
-            self.add_dir(name_in_tar, mode)
+            self._dir_entry(self._claim_name(name), mode, None, None)
         elif stat.S_ISLNK(st.st_mode):
-            self.add_symlink(name_in_tar, os.readlink(path))
+            self._symlink_entry(self._claim_name(name), os.readlink(path), None, None)
         elif stat.S_ISREG(st.st_mode):
-            self._add_regular(path, name_in_tar, st, mode)
+            self._add_regular(path, self._claim_name(name), st, mode)
 
-    def _add_regular(self, path: Path, name_in_tar: str, st: os.stat_result, mode: int) -> None:
-        name = self._claim(name_in_tar)
+    def _add_regular(self, path: str, name: str | None, st: os.stat_result, mode: int) -> None:
         if name is None:
             return
         key = (st.st_dev, st.st_ino)
@@ -142,7 +161,7 @@ class LayerTar:
         self._links[key] = name
         info = self._info(name, tarfile.REGTYPE, mode, None, None)
         info.size = st.st_size
-        with path.open("rb") as fh:
+        with open(path, "rb") as fh:
             self._tar.addfile(info, fh)
 
     def close(self) -> None:

@@ -39,7 +39,7 @@ from lifecycle.oci import mutate
 from lifecycle.oci.compress import write_layer
 from lifecycle.oci.image import Image
 from lifecycle.oci.layer import Layer
-from lifecycle.oci.models import ContainerConfig, History
+from lifecycle.oci.models import ContainerConfig
 from lifecycle.oci.tarball import DEFAULT_MTIME, LayerTar
 from lifecycle.phases.slices import split_slices
 
@@ -286,7 +286,7 @@ class Exporter:
 
     def _finish(self, stack: _Stack, label: LifecycleMetadata, default_type: str | None) -> Image:
         ins = self.inputs
-        image = mutate.append_layers(ins.run_image, stack.layers, stack.created_by)
+        image = mutate.append_layers(ins.run_image, stack.layers, stack.created_by, ins.created)
         image = mutate.edit_config(image, lambda cfg: self._container_config(cfg, default_type))
         labels = {
             LIFECYCLE_METADATA_LABEL: label.model_dump_json(by_alias=True),
@@ -296,8 +296,7 @@ class Exporter:
             **{lbl.key: lbl.value for lbl in ins.metadata.labels},
         }
         image = mutate.set_labels(image, labels)
-        history = [h.model_copy(update={"created": ins.created}) for h in image.config.history or [History()]]
-        image = mutate.edit_image_config(image, created=ins.created, history=history)
+        image = mutate.edit_image_config(image, created=ins.created)
         return AppImage.with_base_annotations(image, ins.run_image_name, ins.run_image.digest)
 
     def _container_config(self, cfg: ContainerConfig, default_type: str | None) -> ContainerConfig:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lifecycle.backends.base import repository_of
 from lifecycle.backends.store import LocalStore, pybuild_home
 from lifecycle.cnb.buildpack import BuildpackDescriptor, load_buildpack_toml
 from lifecycle.cnb.layers import ConfigMetadata
@@ -121,13 +122,6 @@ def build(opts: BuildOptions, phases: Phases) -> BuildReport:
         shutil.rmtree(work, ignore_errors=True)
     phases.info(f"Saved {target.display}")
     return BuildReport(target.display, digest)
-
-
-def repository_of(name: str) -> str:
-    """``host/repo:tag`` -> ``host/repo`` (a port colon is not a tag)."""
-    name = name.split("@", 1)[0]
-    last = name.rsplit("/", 1)[-1]
-    return name.rsplit(":", 1)[0] if ":" in last else name
 
 
 @dataclass

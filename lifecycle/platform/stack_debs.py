@@ -3,7 +3,7 @@
 ``apt-get download`` fetches the candidate version of each package from the host's configured
 mirror into ``$PYBUILD_HOME/cache/debs``; a file already there with the expected SHA-256 is
 used as is, so a rebuild needs no network. A ``.deb`` is an ``ar`` archive; its ``data.tar``
-entries are streamed straight into a layer and its ``control`` gives the version we record.
+entries are streamed straight into a layer; the version we record is the one apt chose.
 Debian 12 compresses both with xz; zstd (Ubuntu) would need a dependency, so it is refused.
 """
 
@@ -26,7 +26,6 @@ __all__ = [
     "Deb",
     "Member",
     "busybox_applets",
-    "deb_control",
     "deb_file",
     "deb_members",
     "fetch_debs",
@@ -70,6 +69,8 @@ def _candidates(packages: Sequence[str], cache: Path) -> list[_Candidate]:
         out = _apt_get(["download", "--print-uris", *packages], Path(empty))
     found: dict[str, _Candidate] = {}
     for line in out.splitlines():
+        if not line.startswith("'"):  # a URI line: 'URI' FILENAME SIZE SHA256:HEX
+            continue
         _uri, filename, _size, checksum = line.split()
         package, version, _arch = filename.removesuffix(".deb").split("_")
         found[package] = _Candidate(package, unquote(version), filename, checksum.split(":", 1)[1].lower())
@@ -131,15 +132,6 @@ def _open_tar(members: dict[str, bytes], stem: str, deb: str) -> tarfile.TarFile
     if name.endswith(".zst"):
         raise StackError(f"read {deb}", f"{name} is zstd-compressed; use Debian packages (xz) instead")
     return tarfile.open(fileobj=io.BytesIO(members[name]), mode="r:*")
-
-
-def deb_control(path: Path) -> dict[str, str]:
-    """The ``control`` fields of a ``.deb`` (``Package``, ``Version``, ...)."""
-    with _open_tar(read_deb(path), "control.tar", path.name) as tar:
-        member = tar.extractfile("./control")
-        text = member.read().decode() if member else ""
-    fields = (line.split(":", 1) for line in text.splitlines() if line[:1] not in ("", " ", "\t"))
-    return {key: value.strip() for key, value in fields}
 
 
 def deb_members(path: Path) -> Iterator[Member]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -84,7 +85,7 @@ def bootstrap(run: Bootstrap, cache: Path, note: Callable[[str], None]) -> Path:
     if tarball.is_file():
         return tarball
     cache.mkdir(parents=True, exist_ok=True)
-    partial = cache / f".{run.key}.{os.getpid()}.partial"
+    partial = cache / f".{run.key}.{secrets.token_hex(4)}.partial"  # concurrent builds never share one
     argv = ["mmdebstrap", "--format=tar", *run.options, run.suite, str(partial), str(run.sources)]
     try:
         _run(argv, run.epoch, cache / f"{run.key}.log", note)

@@ -6,7 +6,9 @@ names its step. ``done`` counts bytes of input read, against ``total`` when that
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
 from typing import Protocol
 
 from rich.console import Console
@@ -23,7 +25,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-__all__ = ["RichStackProgress", "SilentProgress", "StackProgress"]
+__all__ = ["RichStackProgress", "SilentProgress", "StackProgress", "reporting"]
 
 
 class StackProgress(Protocol):
@@ -33,8 +35,20 @@ class StackProgress(Protocol):
     def update(self, step: str, *, done: int | None = None, note: str | None = None) -> None:
         """Bytes read so far, or a short note on what the step is doing now."""
 
-    def finish(self, step: str) -> None:
-        """The step ended successfully."""
+    def finish(self, step: str, *, ok: bool = True) -> None:
+        """The step ended, successfully unless ``ok`` is false."""
+
+
+@contextlib.contextmanager
+def reporting(progress: StackProgress, step: str, total: int | None = None) -> Iterator[None]:
+    """Report ``step`` as started, then as finished or failed when the block ends."""
+    progress.start(step, total)
+    try:
+        yield
+    except BaseException:
+        progress.finish(step, ok=False)
+        raise
+    progress.finish(step)
 
 
 class SilentProgress:
@@ -46,7 +60,7 @@ class SilentProgress:
     def update(self, step: str, *, done: int | None = None, note: str | None = None) -> None:
         pass
 
-    def finish(self, step: str) -> None:
+    def finish(self, step: str, *, ok: bool = True) -> None:
         pass
 
 
@@ -101,15 +115,17 @@ class RichStackProgress:
             if note is not None:
                 self._progress.update(task, note=note[:60])
 
-    def finish(self, step: str) -> None:
+    def finish(self, step: str, *, ok: bool = True) -> None:
         with self._lock:
             if self._progress is None or step not in self._tasks:
                 return
             task_id = self._tasks.pop(step)
             task = next(t for t in self._progress.tasks if t.id == task_id)
             end = int(task.total or task.completed or 1)
-            self._progress.update(task_id, total=end, completed=end, note="")
+            self._progress.update(task_id, total=end, completed=end, note="" if ok else "[red]failed")
             self._progress.stop_task(task_id)
-            if not self._tasks:
+            # The first step spans the whole build; once it ends nothing else is coming.
+            if not self._tasks or task_id == self._progress.tasks[0].id:
                 self._progress.stop()
                 self._progress = None
+                self._tasks.clear()

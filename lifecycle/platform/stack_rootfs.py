@@ -77,8 +77,8 @@ class RootfsFacts:
 
     def os_release(self) -> dict[str, str]:
         raw = next((self.files[p] for p in _OS_RELEASE if p in self.files), b"")
-        pairs = (line.split("=", 1) for line in raw.decode().splitlines() if "=" in line)
-        return {key.strip(): " ".join(shlex.split(value)) for key, value in pairs}
+        pairs = (line.split("=", 1) for line in raw.decode(errors="replace").splitlines() if "=" in line)
+        return {key.strip(): _unquote(value) for key, value in pairs}
 
     def dpkg_packages(self) -> dict[str, str]:
         """``{package: version}`` of every installed package in ``/var/lib/dpkg/status``."""
@@ -88,6 +88,14 @@ class RootfsFacts:
             if fields.get("Status", "").endswith(" installed"):
                 installed[fields["Package"]] = fields["Version"]
         return dict(sorted(installed.items()))
+
+
+def _unquote(value: str) -> str:
+    """os-release values are shell words (os-release(5)); a malformed one is taken as written."""
+    try:
+        return " ".join(shlex.split(value))
+    except ValueError:
+        return value.strip()
 
 
 def skeleton(user: UserSpec) -> RootfsPlan:

@@ -34,7 +34,7 @@ from lifecycle.oci.mutate import new_image
 from lifecycle.oci.tarball import LayerTar
 from lifecycle.platform.stack_debs import Deb, Member, busybox_applets, deb_file, deb_members, fetch_debs
 from lifecycle.platform.stack_mmdebstrap import Bootstrap, bootstrap
-from lifecycle.platform.stack_progress import RichStackProgress, SilentProgress, StackProgress
+from lifecycle.platform.stack_progress import RichStackProgress, SilentProgress, StackProgress, reporting
 from lifecycle.platform.stack_rootfs import (
     Entry,
     RootfsFacts,
@@ -119,6 +119,10 @@ class _ImagePlan:
     files: dict[str, str]
     version: int  # of the run image; the build image is version 1
 
+    @property
+    def kind(self) -> str:
+        return "build" if self.role is Role.BUILD else "run"
+
 
 @dataclass(frozen=True)
 class _Source:
@@ -140,19 +144,26 @@ def build_stack(
     if not force and (stored := _stored(spec.name, plans, store)) is not None:
         return stored
     report = progress or SilentProgress()
-    step = f"stack {spec.name}"
-    report.start(step)
+    with reporting(report, f"stack {spec.name}"):
+        images = _build(spec, plans, store, report)
+    return StackResult(
+        spec.name, tuple(_stack_image(p, i) for p, i in zip(plans, images, strict=True)), reused=False
+    )
+
+
+def _build(
+    spec: StackSpec, plans: Sequence[_ImagePlan], store: LocalStore, report: StackProgress
+) -> list[Image]:
+    """Every image first, then every tag: a failed build leaves the previous stack images tagged."""
     prepare = _prepare_debs if spec.debs is not None else _prepare_mmdebstrap
     sources = prepare(spec, plans, store, report)
-    store.layout.scratch.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=store.layout.scratch, prefix=".stack-") as tmp:
         scratch = Path(tmp)
         with ThreadPoolExecutor(max_workers=len(plans)) as pool:
-            made = list(pool.map(lambda p: _make_image(spec, p, sources[p.role], scratch, report), plans))
-        for plan, image in zip(plans, made, strict=True):
+            images = list(pool.map(lambda p: _make_image(spec, p, sources[p.role], scratch, report), plans))
+        for plan, image in zip(plans, images, strict=True):
             store.write(image, plan.tags)  # a hard link of the scratch blob, then the tags
-    report.finish(step)
-    return StackResult(spec.name, tuple(_stack_image(p, i) for p, i in zip(plans, made, strict=True)), False)
+    return images
 
 
 def _image_plans(spec: StackSpec) -> list[_ImagePlan]:
@@ -175,7 +186,7 @@ def _stored(name: str, plans: Sequence[_ImagePlan], store: LocalStore) -> StackR
         if len(digests) != 1 or None in digests:
             return None
         images.append(_stack_image(plan, store.image(plan.tags[0])))
-    return StackResult(name, tuple(images), True)
+    return StackResult(name, tuple(images), reused=True)
 
 
 def _stack_image(plan: _ImagePlan, image: Image) -> StackImage:
@@ -188,11 +199,9 @@ def _prepare_debs(
     spec: StackSpec, plans: Sequence[_ImagePlan], store: LocalStore, report: StackProgress
 ) -> dict[Role, _Source]:
     assert spec.debs is not None  # build_stack picked this method for it
-    step = "download packages"
-    report.start(step)
     wanted = list(dict.fromkeys(itertools.chain.from_iterable(p.packages for p in plans)))
-    debs = {deb.package: deb for deb in fetch_debs(wanted, store.home / "cache" / "debs")}
-    report.finish(step)
+    with reporting(report, "download packages"):
+        debs = {deb.package: deb for deb in fetch_debs(wanted, store.home / "cache" / "debs")}
     links = tuple(Entry(path, 0o777, "symlink", target.encode()) for path, target in spec.debs.links.items())
     sources = {}
     for plan in plans:
@@ -240,10 +249,8 @@ def _prepare_mmdebstrap(
 
     def make(role: Role, run: Bootstrap) -> Path:
         step = f"mmdebstrap {role}"
-        report.start(step)
-        tarball = bootstrap(run, cache, lambda line: report.update(step, note=line))
-        report.finish(step)
-        return tarball
+        with reporting(report, step):
+            return bootstrap(run, cache, lambda line: report.update(step, note=line))
 
     # Two at a time: each is mostly one dpkg process, and this machine class has two cores.
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -263,12 +270,10 @@ def _make_image(
     spec: StackSpec, plan: _ImagePlan, source: _Source, scratch: Path, report: StackProgress
 ) -> Image:
     step = f"layer {plan.tags[0]}"
-    report.start(step, source.size)
-    layer, facts = _write_layer(spec, plan, source, scratch, lambda done: report.update(step, done=done))
+    with reporting(report, step, source.size):
+        layer, facts = _write_layer(spec, plan, source, scratch, lambda done: report.update(step, done=done))
     packages = source.packages or facts.dpkg_packages()
-    image = new_image(_config(spec, plan, source, facts, packages), [layer])
-    report.finish(step)
-    return image
+    return new_image(_config(spec, plan, source, facts, packages), [layer])
 
 
 def _write_layer(
@@ -300,7 +305,7 @@ def _config(
     container = ContainerConfig(
         user=f"{spec.user.uid}:{spec.user.gid}", env=env, labels=_labels(spec, plan, facts, packages, created)
     )
-    comment = f"pybuild stack {spec.name}: {plan.role} image, version {plan.version}"
+    comment = f"pybuild stack {spec.name}: {plan.kind} image, version {plan.version}"
     return ImageConfig(
         created=created,
         architecture=architecture,
@@ -318,7 +323,6 @@ def _labels(
     if not release.get("ID") or not release.get("VERSION_ID"):
         fix = "add /etc/os-release with ID and VERSION_ID under [files] in stack.toml"
         raise StackError(f"label {plan.tags[0]}", f"the image has no distro name or version: {fix}")
-    kind = "build" if plan.role is Role.BUILD else "run"
     metadata = {"stack": spec.name, "role": str(plan.role), "version": plan.version, "packages": packages}
     labels = {
         "io.buildpacks.base.id": spec.id,
@@ -328,7 +332,7 @@ def _labels(
         "io.buildpacks.base.maintainer": spec.maintainer,
         "io.buildpacks.base.homepage": spec.homepage,
         "io.buildpacks.base.released": created,
-        "io.buildpacks.base.description": f"{spec.description} ({kind} image, version {plan.version})",
+        "io.buildpacks.base.description": f"{spec.description} ({plan.kind} image, version {plan.version})",
         "io.buildpacks.base.metadata": canonical_json(metadata).decode(),
     }
     if plan.role is not Role.BUILD:

@@ -16,11 +16,13 @@ app = bottle.Bottle()
 
 
 def base_release() -> str:
+    """The run image's release file, indented under its name (it has KEY=value lines)."""
     try:
         with open(RELEASE_FILE, encoding="utf-8") as release:
-            return release.read().strip()
+            lines = release.read().splitlines()
     except OSError:
-        return f"unknown ({RELEASE_FILE} not found)"
+        return f"{RELEASE_FILE}: not found\n"
+    return f"{RELEASE_FILE}:\n" + "".join(f"  {line}\n" for line in lines if line.strip())
 
 
 @app.get("/")
@@ -30,7 +32,7 @@ def index() -> str:
         "Hello from pybuild!\n"
         f"python: {platform.python_version()}\n"
         f"bottle: {bottle.__version__}\n"
-        f"base image release: {base_release()}\n"
+        f"{base_release()}"
     )
 
 

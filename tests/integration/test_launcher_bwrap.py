@@ -2,17 +2,17 @@
 
 Each test lays out `/layers` (launch layers plus `config/launch-plan.sh`), `/workspace`
 and `/cnb` (`lifecycle/launcher` and `process/<type>` symlinks) as the exporter would, then
-starts a process with the image env of EXP-9. Two run images: this host's root read-only
-with dash as `/bin/sh` (and `/bin/bash` hidden unless a test wants it), and a rootfs that
-holds nothing but busybox. The host root is bound entry by entry rather than as `/`,
-because bwrap cannot create the `/layers` mount point inside a read-only `/`.
-Covers LCH-2..LCH-8 and the BLD-7 env rules.
+starts a process with the image env of EXP-9. Three run images: this host's root read-only
+with dash as `/bin/sh` (and `/bin/bash` hidden unless a test wants it), the same with bash
+bound over dash, and a rootfs that holds nothing but busybox. The host root is bound entry
+by entry rather than as `/`, because bwrap cannot create the `/layers` mount point inside a
+read-only `/`. Covers LCH-2..LCH-8 and the BLD-7 env rules.
 """
 
 from __future__ import annotations
 
 import os
-import shlex
+import re
 import shutil
 import subprocess
 from collections.abc import Mapping
@@ -55,6 +55,10 @@ echo "to stdout"
 printf 'FIRST = "a\\\\tb"\\nLAUNCHER_PID="%s"\\n' "$PPID" >&3
 """
 LAUNCHER = "/cnb/lifecycle/launcher"
+_SINGLE, _DOUBLE, _ANSI_C = r"'([^']*)'", r'"((?:[^"\\]|\\.)*)"', r"\$'((?:[^'\\]|\\.)*)'"
+_QUOTED = re.compile(f"{_SINGLE}|{_DOUBLE}|{_ANSI_C}", re.S)
+_EXPORT = re.compile(rf"^export (\w+)(?:=((?:{_SINGLE}|{_DOUBLE}|{_ANSI_C})*))?$", re.S | re.M)
+_C_ESCAPES = {b"t": 9, b"n": 10, b"r": 13, b"a": 7, b"b": 8, b"f": 12, b"v": 11, b"e": 27, b"E": 27}
 SHOW_PATH = "/workspace/show"
 
 
@@ -81,8 +85,36 @@ class Run:
         pid, cwd = lines[0].removeprefix("pid="), lines[1].removeprefix("cwd=")
         args = [line[4:-1] for line in lines[2:] if line.startswith("arg[")]
         exports = "\n".join(lines[2 + len(args) :])
-        words = [w for w in shlex.split(exports) if w != "export" and "=" in w]
-        return Shown(pid, cwd, args, dict(w.split("=", 1) for w in words))
+        return Shown(
+            pid, cwd, args, {m[1]: _unquote(m[2]) for m in _EXPORT.finditer(exports) if m[2] is not None}
+        )
+
+
+def _unquote(value: str) -> str:
+    """A value as `export -p` quotes it: 'single' segments (dash, busybox), "double" and $'C' ones (bash)."""
+    parts = []
+    for match in _QUOTED.finditer(value):
+        single, double, ansi_c = match[1], match[2], match[3]
+        if single is not None:
+            parts.append(single)
+        elif double is not None:
+            parts.append(re.sub(r'\\([$`"\\\n])', r"\1", double))
+        else:
+            parts.append(_ansi_c(ansi_c))
+    return "".join(parts)
+
+
+def _ansi_c(body: str) -> str:
+    def byte(match: re.Match[bytes]) -> bytes:
+        escape = match[1]
+        if escape[:1] in b"01234567":
+            return bytes([int(escape, 8)])
+        if escape[:1] == b"x":
+            return bytes([int(escape[1:], 16)])
+        return bytes([_C_ESCAPES.get(escape, escape[0])])
+
+    raw = re.sub(rb"\\([0-7]{1,3}|x[0-9a-fA-F]{1,2}|.)", byte, body.encode(), flags=re.S)
+    return raw.decode("utf-8", "surrogateescape")
 
 
 class FakeImage:
@@ -176,13 +208,16 @@ def _dash_is_sh() -> bool:
     return os.path.realpath("/bin/sh") == "/usr/bin/dash"
 
 
-@pytest.fixture(params=["dash", "busybox"])
+@pytest.fixture(params=["dash", "busybox", "bash"])
 def image(request: pytest.FixtureRequest, tmp_path: Path) -> FakeImage:
+    """The run image flavours: Debian's dash, busybox alone, and bash as /bin/sh (in posix mode)."""
     (tmp_path / "image").mkdir()
+    if request.param in ("dash", "bash") and not _dash_is_sh():
+        pytest.skip("this host's /bin/sh is not dash")
     if request.param == "dash":
-        if not _dash_is_sh():
-            pytest.skip("this host's /bin/sh is not dash")
         return FakeImage(tmp_path / "image", _host_root(), bash="/usr/bin/bash")
+    if request.param == "bash":
+        return FakeImage(tmp_path / "image", [*_host_root(), "--ro-bind", "/usr/bin/bash", "/usr/bin/dash"])
     if shutil.which("busybox") is None:
         pytest.skip("busybox is not installed")
     return FakeImage(tmp_path / "image", _busybox_root(tmp_path / "rootfs"))

@@ -57,11 +57,10 @@ def test_upper_file_replaces_lower_symlink(tmp_path: Path) -> None:
 
 
 def test_entry_escaping_the_root_is_refused(tmp_path: Path) -> None:
-    with LayerSink(tmp_path / "blobs") as sink:
-        with tarfile.open(fileobj=sink, mode="w") as tar:  # type: ignore[call-overload]
-            info = tarfile.TarInfo("../../escaped")
-            info.size = 1
-            tar.addfile(info, io.BytesIO(b"x"))
+    with LayerSink(tmp_path / "blobs") as sink, tarfile.TarFile(fileobj=sink, mode="w") as tar:  # type: ignore[arg-type]
+        info = tarfile.TarInfo("../../escaped")
+        info.size = 1
+        tar.addfile(info, io.BytesIO(b"x"))
     image = new_image(ImageConfig(), [blob_layer(sink.close())])
     with pytest.raises(ImageError, match="extract layer 0"):
         extract_rootfs(image, tmp_path / "root")

@@ -100,7 +100,8 @@ def test_nul_bytes_are_reported_and_ordinary_ops_pass() -> None:
 
 def test_layers_group_by_consecutive_buildpack_lch_5() -> None:
     layers = [
-        LaunchLayer(buildpack_id=bp, name=n, path=f"/layers/{bp}/{n}") for bp, n in ["aa", "ab", "ba", "ca"]
+        LaunchLayer(buildpack_id=bp, name=n, path=f"/layers/{bp}/{n}")
+        for bp, n in [("a", "a"), ("a", "b"), ("b", "a"), ("c", "a")]
     ]
     groups = [[layer.name for layer in group] for group in by_buildpack(layers)]
     assert groups == [["a", "b"], ["a"], ["a"]]

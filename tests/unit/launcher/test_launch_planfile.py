@@ -38,7 +38,7 @@ NASTY = [
 ]
 values = st.one_of(
     st.sampled_from(NASTY),
-    st.text(st.characters(blacklist_characters="\0", blacklist_categories=("Cs",)), max_size=12),
+    st.text(st.characters(codec="utf-8", exclude_characters="\0"), max_size=12),
 )
 scopes = st.one_of(st.none(), st.from_regex(r"[A-Za-z0-9._-]{1,6}", fullmatch=True))
 env_ops = st.builds(

@@ -5,7 +5,9 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import os
 import random
+import stat
 import tarfile
 from pathlib import Path
 
@@ -106,9 +108,13 @@ def test_sink_writes_a_hidden_temp_file_in_the_given_directory(tmp_path: Path) -
 
 
 def test_sink_blob_is_readable_by_others_like_any_layout_blob(tmp_path: Path) -> None:
-    with LayerSink(tmp_path) as sink:
-        sink.write(b"abc")
-    assert sink.close().path.stat().st_mode & 0o044 == 0o044
+    old = os.umask(0o022)
+    try:
+        with LayerSink(tmp_path) as sink:
+            sink.write(b"abc")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(sink.close().path.stat().st_mode) == 0o644
 
 
 def test_an_error_inside_the_sink_removes_its_temp_file(tmp_path: Path) -> None:

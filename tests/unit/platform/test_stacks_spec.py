@@ -62,37 +62,72 @@ def test_valid_stack_gets_defaults_for_the_user(tmp_path: Path) -> None:
     assert spec.debs is not None and spec.mmdebstrap is None
 
 
-@pytest.mark.parametrize(
-    ("change", "expected"),
-    [
-        (('packages = ["busybox-static"]\n\n[run.patch]', 'packages = "busybox-static"\n\n[run.patch]'),
-         "run.packages must be a list of Debian package names"),
-        (('[run]\npackages = ["busybox-static"]', '[run]\npackages = ["Busybox"]'),
-         "run.packages must be a list of Debian package names"),
-        (('"/etc/release"', '"etc/release"'), "run.patch.files must be a table of absolute paths to file contents"),
-        (("source-date-epoch = 1700000000", 'source-date-epoch = "yesterday"'),
-         "source-date-epoch must be a Unix time in whole seconds, e.g. 1700000000"),
-        (('id = "io.example.stacks.mini"', 'id = "mini"'),
-         "id must be a reverse-DNS id such as io.pybuild.stacks.tiny"),
-        (('name = "mini"', 'name = "Mini:1"'), "name must be a tag-safe name: lowercase letters, digits, '.', '_' or '-'"),
-        (("[debs]", "[debs]\n[user]\nuid = 0"), "user.uid must be an integer from 1 to 2147483647 (images run as this non-root user)"),
-        (('homepage = "https://example.test/mini"', 'homepage = "example.test"'), "homepage must be an http(s) URL"),
-        (("[debs]", '[debs]\nlinks = { "bin/sh" = "busybox" }'),
-         "debs.links must be a table of absolute symlink paths to their targets"),
-        (("[run]\n", "[run]\npakages = []\n"), "unknown key run.pakages: remove it or correct its spelling"),
-        (('[run.patch]\nfiles = { "/etc/release" = "2" }', ""), "run.patch is missing: add it"),
-        (('files = { "/etc/release" = "2" }', ""),
-         "run.patch must add packages or files, so version 2 differs from version 1"),
-        (("[debs]", '[debs]\n[mmdebstrap]\nsuite = "bookworm"\nvariant = "minbase"'),
-         "give exactly one of [debs] or [mmdebstrap] to say how the images are made"),
-        (("[debs]", '[mmdebstrap]\nsuite = "bookworm"\nvariant = "tiny"'),
-         "mmdebstrap.variant must be one of essential, apt, required, minbase, buildd, important, standard"),
-        (('[build]\npackages = ["busybox-static"]', "[build]"),
-         "build.packages and run.packages must not be empty with [debs]"),
-    ],
-)  # fmt: skip
-def test_malformed_stack_names_field_and_fix(tmp_path: Path, change: tuple[str, str], expected: str) -> None:
-    old, new = change
+# (text in VALID, its replacement, the message after "<file>: ")
+MALFORMED = [
+    (
+        'packages = ["busybox-static"]\n\n[run.patch]',
+        'packages = "busybox-static"\n\n[run.patch]',
+        "run.packages must be a list of Debian package names",
+    ),
+    (
+        '[run]\npackages = ["busybox-static"]',
+        '[run]\npackages = ["Busybox"]',
+        "run.packages must be a list of Debian package names",
+    ),
+    ('"/etc/release"', '"etc/release"', "run.patch.files must be a table of absolute paths to file contents"),
+    (
+        "source-date-epoch = 1700000000",
+        'source-date-epoch = "yesterday"',
+        "source-date-epoch must be a Unix time in whole seconds, e.g. 1700000000",
+    ),
+    (
+        'id = "io.example.stacks.mini"',
+        'id = "mini"',
+        "id must be a reverse-DNS id such as io.pybuild.stacks.tiny",
+    ),
+    (
+        'name = "mini"',
+        'name = "Mini:1"',
+        "name must be a tag-safe name: lowercase letters, digits, '.', '_' or '-'",
+    ),
+    (
+        "[debs]",
+        "[debs]\n[user]\nuid = 0",
+        "user.uid must be an integer from 1 to 2147483647 (images run as this non-root user)",
+    ),
+    ('homepage = "https://example.test/mini"', 'homepage = "x.test"', "homepage must be an http(s) URL"),
+    (
+        "[debs]",
+        '[debs]\nlinks = { "bin/sh" = "busybox" }',
+        "debs.links must be a table of absolute symlink paths to their targets",
+    ),
+    ("[run]\n", "[run]\npakages = []\n", "unknown key run.pakages: remove it or correct its spelling"),
+    ('[run.patch]\nfiles = { "/etc/release" = "2" }', "", "run.patch is missing: add it"),
+    (
+        'files = { "/etc/release" = "2" }',
+        "",
+        "run.patch must add packages or files, so version 2 differs from version 1",
+    ),
+    (
+        "[debs]",
+        '[debs]\n[mmdebstrap]\nsuite = "bookworm"\nvariant = "minbase"',
+        "give exactly one of [debs] or [mmdebstrap] to say how the images are made",
+    ),
+    (
+        "[debs]",
+        '[mmdebstrap]\nsuite = "bookworm"\nvariant = "tiny"',
+        "mmdebstrap.variant must be one of essential, apt, required, minbase, buildd, important, standard",
+    ),
+    (
+        '[build]\npackages = ["busybox-static"]',
+        "[build]",
+        "build.packages and run.packages must not be empty with [debs]",
+    ),
+]
+
+
+@pytest.mark.parametrize(("old", "new", "expected"), MALFORMED)
+def test_malformed_stack_names_field_and_fix(tmp_path: Path, old: str, new: str, expected: str) -> None:
     assert old in VALID
     assert error_for(tmp_path, VALID.replace(old, new, 1)) == expected
 
