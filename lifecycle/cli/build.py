@@ -106,14 +106,25 @@ def build(
 @click.argument("image")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 @click.option("--process", "-t", help="Process type to run.")
+@click.option(
+    "--entrypoint", help="Run this instead of the image's entrypoint (e.g. /cnb/lifecycle/launcher)."
+)
 @click.option("--env", "-e", "env", multiple=True, help="KEY=VALUE for the process.")
 @click.option("--network", default="host", type=click.Choice(["host", "none"]), show_default=True)
-def run(image: str, args: tuple[str, ...], process: str | None, env: tuple[str, ...], network: str) -> None:
+def run(
+    image: str,
+    args: tuple[str, ...],
+    process: str | None,
+    entrypoint: str | None,
+    env: tuple[str, ...],
+    network: str,
+) -> None:
     """Run IMAGE from the local store under bubblewrap (args after --)."""
     from lifecycle.platform.run import run_image
 
     values = dict(parse_env_assignment(e, os.environ) for e in env)
-    sys.exit(run_image(image, process=process, args=args, env=values, network=network))
+    code = run_image(image, process=process, entrypoint=entrypoint, args=args, env=values, network=network)
+    sys.exit(code)
 
 
 @click.group()

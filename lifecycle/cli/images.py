@@ -21,7 +21,7 @@ from lifecycle.cnb.labels import (
 from lifecycle.oci.image import Image
 from lifecycle.platform.targets import open_target
 
-__all__ = ["images", "inspect", "rmi", "save", "store_gc"]
+__all__ = ["images", "inspect", "rmi", "save", "store_gc", "tag"]
 
 
 def _human_size(size: int) -> str:
@@ -192,3 +192,17 @@ def save(log: Logger, image: str, dest: Path) -> None:
     with dest.open("wb") as out:
         write_docker_archive(target.store.image(target.name), [target.name], out)
     log.info(f"Saved {target.display} to {dest}")
+
+
+@click.command()
+@click.argument("source")
+@click.argument("tags", nargs=-1, required=True)
+@click.pass_obj
+def tag(log: Logger, source: str, tags: tuple[str, ...]) -> None:
+    """Point TAGS at the image SOURCE names (in the same store or layout)."""
+    target = open_target(source)
+    image = target.store.image(target.name)
+    for name in tags:
+        dest = open_target(name, create=True)
+        dest.store.write(image, [dest.name])
+        log.info(f"Tagged {dest.display} -> {image.digest}")

@@ -12,7 +12,7 @@ import click
 
 from lifecycle import __version__
 from lifecycle.cli.build import build, builder, run
-from lifecycle.cli.images import images, inspect, rmi, save, store_gc
+from lifecycle.cli.images import images, inspect, rmi, save, store_gc, tag
 from lifecycle.cli.output import Logger
 from lifecycle.cli.rebase import rebase
 from lifecycle.cli.stack import stack
@@ -31,15 +31,27 @@ def cli(ctx: click.Context, verbose: bool, quiet: bool) -> None:
     ctx.obj = Logger(level=0 if quiet else 2 if verbose else 1)
 
 
-for command in (build, builder, images, inspect, rebase, rmi, run, save, store_gc, stack):
+for command in (build, builder, images, inspect, rebase, rmi, run, save, store_gc, stack, tag):
     cli.add_command(command)
+
+
+_GLOBAL_FLAGS = ("-v", "--verbose", "-q", "--quiet")
+
+
+def hoist_global_flags(argv: list[str]) -> list[str]:
+    """Accept ``-v``/``-q`` after the command too (``pybuild build app -q``), up to a ``--``."""
+    end = argv.index("--") if "--" in argv else len(argv)
+    flags = [a for a in argv[:end] if a in _GLOBAL_FLAGS]
+    rest = [a for a in argv[:end] if a not in _GLOBAL_FLAGS]
+    return [*flags, *rest, *argv[end:]]
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI and map errors to CNB exit codes."""
     log = Logger()
+    args = hoist_global_flags(sys.argv[1:] if argv is None else argv)
     try:
-        cli.main(args=argv, prog_name="pybuild", standalone_mode=False)
+        code = cli.main(args=args, prog_name="pybuild", standalone_mode=False)
     except PybuildError as exc:
         log.error(str(exc))
         sys.exit(exc.exit_code)
@@ -52,4 +64,4 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         log.error("interrupted")
         sys.exit(130)
-    sys.exit(0)
+    sys.exit(code if isinstance(code, int) else 0)

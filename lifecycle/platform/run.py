@@ -26,17 +26,21 @@ def run_image(
     ref: str,
     *,
     process: str | None = None,
+    entrypoint: str | None = None,
     args: Sequence[str] = (),
     env: Mapping[str, str] | None = None,
     network: str = "host",
 ) -> int:
-    """Run the image's entrypoint, or ``/cnb/process/<process>``, with ``args``; its exit code."""
+    """Run the image's entrypoint (or ``/cnb/process/<process>``, or ``entrypoint``) with ``args``."""
     target = open_target(ref)
     image = target.store.image(target.name)
     config = image.config.config
     rootfs = rootfs_cache(image, pybuild_home() / "cache" / "rootfs")
-    entrypoint = [f"/cnb/process/{process}"] if process else list(config.entrypoint or [])
-    argv = [*entrypoint, *(args or ([] if process else config.cmd or []))]
+    if entrypoint:
+        argv = [entrypoint, *args]
+    else:
+        first = [f"/cnb/process/{process}"] if process else list(config.entrypoint or [])
+        argv = [*first, *(args or ([] if process else config.cmd or []))]
     if not argv:
         raise ConfigError("run image", f"{target.display} has no entrypoint or command (pass one after --)")
     uid, gid = _user(image)

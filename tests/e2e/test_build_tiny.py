@@ -3,54 +3,13 @@ written as pack users write them (DET-*, BLD-*, EXP-*, LCH-*)."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.tools import Tool
+from support.cli import ROOT, TINY_BUILDER, pybuild
 
-ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"
-BUILDER = "pybuild/builder:tiny"
-
-
-def pybuild(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        [sys.executable, "-m", "lifecycle", *args], capture_output=True, text=True, timeout=300, cwd=ROOT
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(
-            f"pybuild {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
-        )
-    return proc
-
-
-@pytest.fixture(scope="session")
-def tiny_home(tmp_path_factory: pytest.TempPathFactory, bwrap: Tool) -> Path:
-    """One PYBUILD_HOME with the tiny stack and builder, made once per session."""
-    home = tmp_path_factory.mktemp("tiny-home")
-    env = {**os.environ, "PYBUILD_HOME": str(home)}
-    for args in (
-        ["stack", "build", "stacks/tiny"],
-        ["builder", "create", BUILDER, "--config", "builders/tiny.toml"],
-    ):
-        subprocess.run(
-            [sys.executable, "-m", "lifecycle", *args], env=env, cwd=ROOT, check=True, capture_output=True
-        )
-    return home
-
-
-@pytest.fixture
-def home(tiny_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A fresh home per test sharing the session's stack blobs (copied, so tests stay independent)."""
-    copy = tmp_path / "home"
-    shutil.copytree(tiny_home, copy, symlinks=True, ignore=shutil.ignore_patterns("rootfs"))
-    monkeypatch.setenv("PYBUILD_HOME", str(copy))
-    yield copy
+BUILDER = TINY_BUILDER
 
 
 def test_procfile_app_builds_and_runs_each_process(home: Path) -> None:

@@ -1,0 +1,25 @@
+"""Run the real `pybuild` CLI in a subprocess, as a user would."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY_BUILDER = "pybuild/builder:tiny"
+
+
+def pybuild(*args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "lifecycle", *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"pybuild {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
+        )
+    return proc
+
+
+def last_line(proc: subprocess.CompletedProcess[str]) -> str:
+    return proc.stdout.strip().splitlines()[-1]
