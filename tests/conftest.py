@@ -22,6 +22,9 @@ from support.images import OciImage, busybox_rootfs_tar, write_oci_layout
 from support.registry import Registry, RegistryFactory, running_registry
 from support.tools import Tool, require_tool, unavailable
 
+from lifecycle.backends.layout import Layout
+from lifecycle.oci.validate import validate
+
 TESTS_DIR = Path(__file__).parent
 INTEGRATION_DIRS = (TESTS_DIR / "integration", TESTS_DIR / "e2e")
 # Settings that would point a test at the developer's daemon, store or credentials.
@@ -54,6 +57,18 @@ def _isolated_env(
     if "dockerd" in request.fixturenames:
         daemon: DockerDaemon = request.getfixturevalue("dockerd")
         monkeypatch.setenv("DOCKER_HOST", daemon.host)
+
+
+@pytest.fixture(autouse=True)
+def _written_images_validate(_isolated_env: None) -> Iterator[None]:
+    """After each test, every image tagged in the store it used must validate byte for byte."""
+    yield
+    # Fixtures may point PYBUILD_HOME elsewhere; monkeypatch undoes that only after this runs.
+    store = Path(os.environ["PYBUILD_HOME"]) / "store"
+    if (store / "index.json").is_file():
+        layout = Layout(store)
+        for tag in layout.tags():
+            validate(layout.image(tag))
 
 
 @pytest.fixture(scope="session")

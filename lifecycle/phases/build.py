@@ -18,6 +18,7 @@ from lifecycle.cnb.layers import (
     Label,
     LaunchToml,
     LayerToml,
+    LayerTypes,
     MetadataProcess,
     Slice,
     load_launch_toml,
@@ -28,6 +29,7 @@ from lifecycle.cnb.plan import BuildpackPlan, PlanEntry, PlanToml, load_build_to
 from lifecycle.env import Env, EnvOperation, build_layer_operations, user_env_operations
 from lifecycle.errors import ConfigError, ExitCode, PybuildError
 from lifecycle.execution.executor import BuildpackExecutor
+from lifecycle.phases.sbom import SbomError, collect_sbom
 
 __all__ = ["BuildFailed", "BuildInputs", "Builder"]
 
@@ -93,26 +95,40 @@ class Builder:
             raise BuildFailed(f"build with {buildpack.ref}", f"bin/build exited with {code}")
 
     def _settle_layers(self, buildpack: BuildpackDescriptor, bp_dir: Path) -> list[EnvOperation]:
-        """Validate layer tomls, hide unused layers (BLD-4), and return build env changes (BLD-6)."""
-        _refuse_reserved_dirs(bp_dir, buildpack)
+        """Hide unused layers (BLD-4), gather SBOMs (BLD-13), return build env changes (BLD-6)."""
+        types_by_layer = _layer_types(bp_dir, buildpack)
         operations: list[EnvOperation] = []
         visible = PurePosixPath(self.executor.paths.layers, escape_id(buildpack.buildpack.id))
-        for toml in sorted(bp_dir.glob("*.toml")):
-            name = toml.stem
-            if name in ("launch", "build", "store"):
-                continue
-            try:
-                check_layer_name(name)
-            except ValueError as exc:
-                raise BuildFailed(
-                    f"build with {buildpack.ref}", f"{toml}: {exc}", exit_code=ExitCode.BUILD_OTHER
-                ) from None
-            types = _load(toml, buildpack).types
+        for name, types in types_by_layer.items():
             if not (types.launch or types.build or types.cache):
                 _hide(bp_dir / name)
             elif types.build and (bp_dir / name).is_dir():
                 operations += build_layer_operations(bp_dir / name, visible_as=visible / name)
+        try:
+            collect_sbom(bp_dir, self.inputs.layers_dir, buildpack, types_by_layer)
+        except SbomError as exc:
+            raise BuildFailed(
+                f"build with {buildpack.ref}", str(exc), exit_code=ExitCode.BUILD_OTHER
+            ) from None
         return operations
+
+
+def _layer_types(bp_dir: Path, buildpack: BuildpackDescriptor) -> dict[str, LayerTypes]:
+    """Each ``<layer>.toml``'s types, by layer name, checking names (BLD-3, BLD-5)."""
+    _refuse_reserved_dirs(bp_dir, buildpack)
+    found: dict[str, LayerTypes] = {}
+    for toml in sorted(bp_dir.glob("*.toml")):
+        name = toml.stem
+        if name in ("launch", "build", "store"):
+            continue
+        try:
+            check_layer_name(name)
+        except ValueError as exc:
+            raise BuildFailed(
+                f"build with {buildpack.ref}", f"{toml}: {exc}", exit_code=ExitCode.BUILD_OTHER
+            ) from None
+        found[name] = _load(toml, buildpack).types
+    return found
 
 
 def _load(toml: Path, buildpack: BuildpackDescriptor) -> LayerToml:

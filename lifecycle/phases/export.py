@@ -110,15 +110,18 @@ class Exporter:
             launch_jobs = [
                 (bp, name, pool.submit(self._launch_layer, bp, name)) for bp, name in self._launch()
             ]
+            sbom_job = pool.submit(self._sbom_layer) if self._has_sbom() else None
             app_jobs = [pool.submit(self._app_layer, files) for files in self._slices()]
             launcher = pool.submit(self._file_layer, LAUNCHER_PATH, ins.launch_files(ins.metadata).launcher)
             config = pool.submit(self._config_layer)
             processes = pool.submit(self._process_layer)
             stack = _Stack()
             bp_labels = self._buildpack_labels([(b, n, j.result()) for b, n, j in launch_jobs], stack)
+            sbom = LayerSha(sha=stack.add(sbom_job.result(), "pybuild: sbom")) if sbom_job else None
             app = [LayerSha(sha=stack.add(j.result(), "pybuild: app")) for j in app_jobs]
             label = LifecycleMetadata(
                 app=app,
+                sbom=sbom,
                 buildpacks=bp_labels,
                 launcher=LayerSha(sha=stack.add(launcher.result(), "pybuild: launcher")),
                 config=LayerSha(sha=stack.add(config.result(), "pybuild: config")),
@@ -164,6 +167,19 @@ class Exporter:
         def fill(tar: LayerTar) -> None:
             self._owned_parents(tar, dest)
             tar.add_tree(ins.layers_dir / esc / name, dest)
+
+        return self._write(fill, ins.uid, ins.gid)
+
+    def _has_sbom(self) -> bool:
+        return (self.inputs.layers_dir / "sbom" / "launch").is_dir()
+
+    def _sbom_layer(self) -> Layer:
+        """``<layers>/sbom/launch`` as one layer (EXP-2 step 3)."""
+        ins = self.inputs
+
+        def fill(tar: LayerTar) -> None:
+            self._owned_parents(tar, "/layers/sbom/launch")
+            tar.add_tree(ins.layers_dir / "sbom" / "launch", "/layers/sbom/launch")
 
         return self._write(fill, ins.uid, ins.gid)
 

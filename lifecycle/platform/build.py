@@ -179,13 +179,19 @@ class _Context:
         user_env = read_user_env(platform)
         descriptors = {ref: s.descriptor for ref, s in sources.items()}
         phases.phase("DETECTING")
-        group, plan = Detector(order, descriptors, executor, base_env, user_env).detect()
+        system = self.builder.system if order is self.builder.order else None
+        group, plan = Detector(order, descriptors, executor, base_env, user_env, system).detect()
         for bp in group:
             phases.info(f"{bp.buildpack.id} {bp.buildpack.version}")
         phases.phase("BUILDING")
-        metadata = BuildPhase(BuildInputs(tuple(group), plan, layers, base_env, user_env), executor).build()
+        inputs = BuildInputs(tuple(group), plan, layers, base_env, user_env, self.builder.env)
+        metadata = BuildPhase(inputs, executor).build()
         phases.phase("EXPORTING")
         return Exporter(self._export_inputs(work, group, metadata)).export()
+
+    def _mirrors(self) -> tuple[str, ...]:
+        """The builder's mirrors of the chosen run image (ANA-3), for rebase to find it (REB-1)."""
+        return next((r.mirrors for r in self.builder.run_images if r.image == self.run_name), ())
 
     def _export_inputs(
         self, work: Path, group: list[BuildpackDescriptor], metadata: ConfigMetadata
@@ -196,6 +202,7 @@ class _Context:
         return ExportInputs(
             run_image=self.run_image,
             run_image_name=self.run_name,
+            run_image_mirrors=self._mirrors(),
             run_image_reference=f"{repository_of(self.run_name)}@{self.run_image.digest}",
             group=tuple(group),
             metadata=metadata,

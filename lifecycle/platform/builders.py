@@ -12,14 +12,15 @@ import json
 import shutil
 import tarfile
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from lifecycle.backends.store import pybuild_home
-from lifecycle.cnb.builder import BuilderConfig, load_builder_toml
+from lifecycle.cnb.builder import BuilderConfig, BuilderEnv, load_builder_toml
 from lifecycle.cnb.buildpack import BuildpackDescriptor, load_buildpack_toml
 from lifecycle.cnb.images import RunImageRef
-from lifecycle.cnb.order import OrderEntry, OrderGroup
+from lifecycle.cnb.order import OrderEntry, OrderGroup, SystemOrder, SystemToml
+from lifecycle.env import EnvOp, EnvOperation
 from lifecycle.errors import ConfigError
 
 __all__ = [
@@ -53,6 +54,8 @@ class Builder:
     run_images: tuple[RunImageRef, ...]
     order: tuple[OrderGroup, ...]
     buildpacks: dict[str, BuildpackSource]  # "id@version" -> source
+    env: tuple[EnvOperation, ...] = ()  # operator env (BLD-8): no suffix means default
+    system: SystemToml = field(default_factory=SystemToml)
 
 
 def _builder_dir(name: str, home: Path | None) -> Path:
@@ -102,6 +105,8 @@ def create_builder(name: str, config_path: Path, home: Path | None = None) -> Bu
         "run_images": [r.model_dump() for r in config.run.images],
         "order": [[e.model_dump() for e in g.group] for g in order],
         "buildpacks": sorted(buildpacks),
+        "env": [e.model_dump() for e in config.build.env],
+        "system": config.system.model_dump(),
     }
     (staging / "builder.json").write_text(json.dumps(record, indent=2, sort_keys=True))
     for leftover in staging.glob("bp-*"):
@@ -160,4 +165,12 @@ def load_builder(name: str, home: Path | None = None) -> Builder:
             OrderGroup(group=tuple(OrderEntry.model_validate(e) for e in g)) for g in record["order"]
         ),
         buildpacks=buildpacks,
+        env=tuple(_operator_op(BuilderEnv.model_validate(e)) for e in record.get("env", [])),
+        system=SystemToml(system=SystemOrder.model_validate(record.get("system", {}))),
     )
+
+
+def _operator_op(entry: BuilderEnv) -> EnvOperation:
+    """A builder.toml ``[[build.env]]`` as an operator env operation (BLD-8: no suffix is default)."""
+    op = EnvOp(entry.suffix) if entry.suffix else EnvOp.DEFAULT
+    return EnvOperation(entry.name, op, entry.value, entry.delim or None)

@@ -149,3 +149,41 @@ def test_user_env_applies_unless_clear_env(tmp_path: Path) -> None:
     assert seen["plain"]["BP_GREETING"] == "hi"
     assert seen["plain"]["PATH"].startswith("/user/bin:")
     assert "BP_GREETING" not in seen["clear"]
+
+
+def test_sbom_files_are_gathered_by_kind(tmp_path: Path) -> None:
+    """BLD-13: launch/build/layer SBOMs land under <layers>/sbom; cache layers also under cache."""
+
+    def bp(layers: Path, _: ProcessRequest) -> int:
+        write(layers / "launch.sbom.cdx.json", "{}")
+        write(layers / "build.sbom.spdx.json", "{}")
+        write(layers / "deps.toml", "[types]\nlaunch = true\ncache = true\n")
+        (layers / "deps").mkdir()
+        write(layers / "deps.sbom.cdx.json", '{"deps": 1}')
+        return 0
+
+    fakes = FakeBuildpacks(tmp_path, {"a/bp": bp})
+    allowed = ["application/vnd.cyclonedx+json", "application/spdx+json"]
+    desc = fakes.descriptors["a/bp"]
+    fakes.descriptors["a/bp"] = desc.model_copy(
+        update={"buildpack": desc.buildpack.model_copy(update={"sbom_formats": tuple(allowed)})}
+    )
+    _build(fakes, "a/bp")
+    sbom = fakes.workspace.layers / "sbom"
+    assert (sbom / "launch" / "a_bp" / "sbom.cdx.json").is_file()
+    assert (sbom / "build" / "a_bp" / "sbom.spdx.json").is_file()
+    assert (sbom / "launch" / "a_bp" / "deps" / "sbom.cdx.json").read_text() == '{"deps": 1}'
+    assert (sbom / "cache" / "a_bp" / "deps" / "sbom.cdx.json").is_file()
+
+
+def test_sbom_of_undeclared_type_fails_the_build(tmp_path: Path) -> None:
+    """BLD-13 [L]: a media type missing from sbom-formats is an error."""
+
+    def bp(layers: Path, _: ProcessRequest) -> int:
+        write(layers / "launch.sbom.syft.json", "{}")
+        return 0
+
+    fakes = FakeBuildpacks(tmp_path, {"a/bp": bp})
+    with pytest.raises(BuildFailed, match="sbom-formats") as caught:
+        _build(fakes, "a/bp")
+    assert caught.value.exit_code == 52
