@@ -1,4 +1,4 @@
-"""Build-image root filesystems, extracted once per image digest and cached.
+"""Image root filesystems, extracted once per layer chain and cached.
 
 Layers are applied in order with OCI whiteouts; entries that would land
 outside the target (``..``, absolute links) are refused by tarfile's ``tar``
@@ -8,18 +8,20 @@ final name in one rename, so a killed extraction is never used.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
+import subprocess
 import tarfile
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from lifecycle.errors import ImageError
-from lifecycle.oci.digest import hex_part
 from lifecycle.oci.image import Image
 from lifecycle.oci.layer import Layer
 
-__all__ = ["MOUNT_FILES", "MOUNT_POINTS", "extract_rootfs", "rootfs_cache"]
+__all__ = ["MOUNT_FILES", "MOUNT_POINTS", "chain_id", "extract_rootfs", "rootfs_cache"]
 
 # Directories bwrap binds over; a read-only root must already have them.
 MOUNT_POINTS = ("workspace", "layers", "platform", "cnb/buildpacks", "tmp", "proc", "dev", "sys")
@@ -29,15 +31,33 @@ _WHITEOUT = ".wh."
 _OPAQUE = ".wh..wh..opq"
 
 
-def rootfs_cache(image: Image, cache_dir: Path) -> Path:
-    """The extracted root filesystem of ``image``, extracting it on first use."""
-    final = cache_dir / hex_part(image.digest)
+def chain_id(layers: Sequence[Layer]) -> str:
+    """A name for the filesystem these layers make, in this order (diffIDs only)."""
+    return hashlib.sha256("\n".join(layer.diff_id for layer in layers).encode()).hexdigest()
+
+
+def rootfs_cache(image: Image, cache_dir: Path, *, base_layers: int = 0) -> Path:
+    """The extracted root filesystem of ``image``, extracting it on first use.
+
+    With ``base_layers``, the base's own filesystem is cached too and the image's
+    starts as a hard-linked copy of it, so apps on one run image share one
+    extraction. Extraction never writes into a shared file: a replaced or
+    deleted path is unlinked first.
+    """
+    return _cached(tuple(image.layers), cache_dir, base_layers)
+
+
+def _cached(layers: tuple[Layer, ...], cache_dir: Path, base_layers: int) -> Path:
+    final = cache_dir / chain_id(layers)
     if final.is_dir():
         return final
+    seed = _cached(layers[:base_layers], cache_dir, 0) if 0 < base_layers < len(layers) else None
     cache_dir.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(dir=cache_dir, prefix=".extract-"))
     try:
-        extract_rootfs(image, scratch)
+        if seed is not None:
+            _link_copy(seed, scratch)
+        extract_rootfs(layers[base_layers if seed else 0 :], scratch)
         os.replace(scratch, final)
     except OSError:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -49,8 +69,18 @@ def rootfs_cache(image: Image, cache_dir: Path) -> Path:
     return final
 
 
-def extract_rootfs(image: Image, dest: Path) -> None:
-    for index, layer in enumerate(image.layers):
+def _link_copy(source: Path, dest: Path) -> None:
+    """Copy a tree as hard links, keeping owners and modes of directories (GNU cp)."""
+    dest.rmdir()
+    proc = subprocess.run(["cp", "-a", "--link", str(source), str(dest)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise ImageError("copy cached root filesystem", proc.stderr.strip() or f"cp exited {proc.returncode}")
+
+
+def extract_rootfs(layers: Sequence[Layer] | Image, dest: Path) -> None:
+    """Apply ``layers`` (or an image's layers) in order onto ``dest``, then add mount points."""
+    handles = layers.layers if isinstance(layers, Image) else layers
+    for index, layer in enumerate(handles):
         try:
             _apply_layer(layer, dest)
         except (tarfile.TarError, OSError) as exc:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 
+from lifecycle.appimage import LIFECYCLE_METADATA, AppImage
 from lifecycle.backends.store import pybuild_home
-from lifecycle.errors import ConfigError
+from lifecycle.errors import ConfigError, PybuildError
 from lifecycle.execution.bwrap import run_container
 from lifecycle.execution.rootfs import rootfs_cache
 from lifecycle.oci.image import Image
@@ -22,6 +24,15 @@ def _user(image: Image) -> tuple[int, int]:
     return int(uid), int(gid or uid)
 
 
+def _base_layers(image: Image) -> int:
+    """How many layers the run image contributed, so its extraction is shared (0 if unknown)."""
+    try:
+        top = json.loads(image.labels.get(LIFECYCLE_METADATA, "{}"))["runImage"]["topLayer"]
+        return AppImage(image).base_layer_count(top)
+    except (ValueError, KeyError, TypeError, PybuildError):
+        return 0
+
+
 def run_image(
     ref: str,
     *,
@@ -35,7 +46,7 @@ def run_image(
     target = open_target(ref)
     image = target.store.image(target.name)
     config = image.config.config
-    rootfs = rootfs_cache(image, pybuild_home() / "cache" / "rootfs")
+    rootfs = rootfs_cache(image, pybuild_home() / "cache" / "rootfs", base_layers=_base_layers(image))
     if entrypoint:
         argv = [entrypoint, *args]
     else:

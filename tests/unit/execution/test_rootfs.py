@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from lifecycle.errors import ImageError
-from lifecycle.execution.rootfs import MOUNT_POINTS, extract_rootfs, rootfs_cache
+from lifecycle.execution.rootfs import MOUNT_POINTS, chain_id, extract_rootfs, rootfs_cache
 from lifecycle.oci import ImageConfig, LayerTar, write_layer
 from lifecycle.oci.compress import LayerSink, blob_layer
 from lifecycle.oci.mutate import new_image
@@ -75,3 +75,30 @@ def test_rootfs_cache_extracts_once_per_digest(tmp_path: Path) -> None:
     assert first == second
     assert (second / "marker").read_text() == "kept"
     assert [p.name for p in (tmp_path / "cache").iterdir()] == [first.name]
+
+
+def test_apps_on_one_base_share_its_extraction_without_changing_it(tmp_path: Path) -> None:
+    def base(tar: LayerTar) -> None:
+        tar.add_file("etc/release", b"v1")
+        tar.add_file("etc/shared", b"same")
+
+    def app_one(tar: LayerTar) -> None:
+        tar.add_file("etc/release", b"changed by app")
+        tar.add_whiteout("etc/shared")
+
+    def app_two(tar: LayerTar) -> None:
+        tar.add_file("workspace/app", b"two")
+
+    base_layer = write_layer(tmp_path / "blobs", base)
+    one = new_image(ImageConfig(), [base_layer, write_layer(tmp_path / "blobs", app_one)])
+    two = new_image(ImageConfig(), [base_layer, write_layer(tmp_path / "blobs", app_two)])
+    cache = tmp_path / "cache"
+    root_one = rootfs_cache(one, cache, base_layers=1)
+    root_two = rootfs_cache(two, cache, base_layers=1)
+    root_base = cache / chain_id(one.layers[:1])
+    assert (root_base / "etc/release").read_bytes() == b"v1"
+    assert (root_base / "etc/shared").is_file()
+    assert (root_one / "etc/release").read_bytes() == b"changed by app"
+    assert not (root_one / "etc/shared").exists()
+    assert (root_two / "etc/shared").stat().st_ino == (root_base / "etc/shared").stat().st_ino
+    assert len([p for p in cache.iterdir() if not p.name.startswith(".")]) == 3
