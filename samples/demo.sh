@@ -22,19 +22,31 @@ fi
 echo "==> pybuild build demo-app --path samples/python-http"
 digest=$("$PYBUILD" build demo-app --path samples/python-http | tee /dev/stderr | tail -n 1)
 
+# serve: run the image, print its first page, stop it.
+serve() {
+  "$PYBUILD" run demo-app -e PORT="$PORT" &
+  app=$!
+  trap 'kill $app 2>/dev/null || true' EXIT
+  page=
+  for _ in $(seq 1 150); do
+    if page=$(python3 -c "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:$PORT/', timeout=1).read().decode())" 2>/dev/null); then
+      break
+    fi
+    sleep 0.2
+  done
+  kill $app 2>/dev/null || true
+  wait $app 2>/dev/null || true
+  echo "${page:?the app did not answer on port $PORT}"
+}
+
 echo "==> pybuild run demo-app (port $PORT)"
-"$PYBUILD" run demo-app -e PORT="$PORT" &
-app=$!
-trap 'kill $app 2>/dev/null || true' EXIT
-for _ in $(seq 1 50); do
-  if page=$(python3 -c "import urllib.request,sys; print(urllib.request.urlopen('http://127.0.0.1:$PORT/', timeout=1).read().decode())" 2>/dev/null); then
-    break
-  fi
-  sleep 0.2
-done
-echo "${page:?the app did not answer on port $PORT}"
-kill $app 2>/dev/null || true
-wait $app 2>/dev/null || true
+serve
 
 echo "==> image digest"
 echo "$digest"
+
+echo "==> pybuild rebase demo-app --run-image pybuild/run:bookworm-2 (the patched base)"
+"$PYBUILD" rebase demo-app --run-image pybuild/run:bookworm-2
+
+echo "==> pybuild run demo-app, now on the patched base"
+serve

@@ -72,6 +72,12 @@ def _written_images_validate(_isolated_env: None) -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
+def stack_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One mmdebstrap/.deb cache for the session: link it into a home with support.homes.use_stack_cache."""
+    return tmp_path_factory.mktemp("stack-cache")
+
+
+@pytest.fixture(scope="session")
 def dockerd() -> Iterator[DockerDaemon]:
     with docker_daemon() as daemon:
         yield daemon

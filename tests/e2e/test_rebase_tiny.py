@@ -148,3 +148,18 @@ def test_from_scratch_image_is_adopted_then_follows_its_base(home: Path, tmp_pat
     assert "VERSION=1" in first and "VERSION=2" in second
     proc = pybuild("rebase", "scratch-app", "--base-image", "pybuild/run:tiny", check=False)
     assert proc.returncode == 72 and "already has a base" in proc.stderr
+
+
+def test_previous_image_and_report(home: Path, tmp_path: Path) -> None:
+    """REB-1 --previous-image reads one image and writes another; REB-8 report.toml."""
+    import tomllib
+
+    built = _build("app")
+    report = tmp_path / "report.toml"
+    args = ["rebase", "app:rebased", "--previous-image", "app", "--run-image", "pybuild/run:tiny-2"]
+    out = pybuild("-q", *args, "--report", str(report))
+    store = LocalStore()
+    assert store.resolve("app") == built  # the source is untouched
+    assert store.resolve("app:rebased") == last_line(out)
+    written = tomllib.loads(report.read_text())["image"]
+    assert written["digest"] == last_line(out) and written["tags"] == ["app:rebased"]

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from support.homes import use_stack_cache
 from support.tools import Tool, require_tool
 
 from lifecycle.backends.store import LocalStore
@@ -125,9 +126,10 @@ def test_tiny_run_versions_differ_by_the_patch_file_and_base_layer(
 
 
 def test_bookworm_stack_is_reproducible_from_its_cache_and_runs_python(
-    tmp_path: Path, umoci: Tool, bwrap: Tool
+    tmp_path: Path, umoci: Tool, bwrap: Tool, stack_cache: Path
 ) -> None:
     require_tool("mmdebstrap", "mmdebstrap")
+    use_stack_cache(tmp_path / "home", stack_cache)  # cold here only if no earlier test bootstrapped
     store = LocalStore(tmp_path / "home")
     started = time.monotonic()
     cold = build_stack(STACKS / "bookworm", store, force=True)

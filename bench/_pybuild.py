@@ -1,0 +1,174 @@
+"""What the build and rebase benchmarks share: a fresh pybuild home, in-process builds timed phase
+by phase, and facts about the run (load, checkout state)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench._results import BENCH_DIR
+
+REPO = BENCH_DIR.parent
+DEFAULT_WORKDIR = Path("/var/tmp")
+# mmdebstrap tarballs (cache/stacks) and .deb files (cache/debs) survive across runs here, so a
+# run's fresh home makes its stack images from cached files instead of bootstrapping again.
+DEFAULT_STACK_CACHE = Path("/var/tmp/pybuild-bench-cache")
+_CACHED = ("stacks", "debs")
+
+
+def fresh_home(workdir: Path, name: str, stack_cache: Path) -> Path:
+    """An empty ``PYBUILD_HOME`` whose stack caches point at ``stack_cache``; set in os.environ."""
+    home = Path(tempfile.mkdtemp(prefix=f"pybuild-bench-{name}-", dir=workdir))
+    (home / "cache").mkdir()
+    for sub in _CACHED:
+        (stack_cache / sub).mkdir(parents=True, exist_ok=True)
+        (home / "cache" / sub).symlink_to(stack_cache / sub)
+    os.environ["PYBUILD_HOME"] = str(home)
+    return home
+
+
+def remove_tree(path: Path) -> None:
+    """rmtree that also copes with read-only directories (extracted root filesystems)."""
+    if not path.exists():
+        return
+    for sub in _CACHED:  # never follow the cache links into the persistent cache
+        link = path / "cache" / sub
+        if link.is_symlink():
+            link.unlink()
+    subprocess.run(["chmod", "-R", "u+rwX", str(path)], check=False, capture_output=True)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def cached_tarballs(stack_cache: Path) -> list[str]:
+    return sorted(p.name for p in (stack_cache / "stacks").glob("*.tar"))
+
+
+def load_average() -> list[float]:
+    return [round(value, 2) for value in os.getloadavg()]
+
+
+def checkout() -> dict[str, Any]:
+    """The commit and whether lifecycle/ had local edits (others work in this tree in parallel)."""
+
+    def git(*args: str) -> str:
+        proc = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True)
+        return proc.stdout.strip()
+
+    dirty = git("status", "--porcelain", "--", "lifecycle").splitlines()
+    return {"commit": git("rev-parse", "--short", "HEAD"), "lifecycle_dirty_files": len(dirty)}
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def seconds(value: float) -> float:
+    return round(value, 3)
+
+
+# -- in-process builds, phase by phase ------------------------------------------------------------
+
+
+@dataclass
+class PhaseClock:
+    """The ``Phases`` callbacks, stamping each phase start; hooks add rootfs and export ends."""
+
+    marks: list[tuple[str, float]] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)
+    rootfs_seconds: float = 0.0
+
+    def mark(self, name: str) -> None:
+        self.marks.append((name, time.perf_counter()))
+
+    def phases(self) -> Any:
+        from lifecycle.platform.build import Phases
+
+        return Phases(phase=self.mark, output=self.lines.append, info=self.lines.append)
+
+    def report(self) -> dict[str, float]:
+        """Seconds per step, named by where it starts: prepare, detect, build, export, write."""
+        names = {"start": "prepare", "DETECTING": "detect", "BUILDING": "build", "EXPORTING": "export"}
+        names |= {"exported": "write"}
+        out: dict[str, float] = {}
+        for (name, start), (_, end) in zip(self.marks, self.marks[1:], strict=False):
+            out[names.get(name, name.lower())] = seconds(end - start)
+        out["total"] = seconds(self.marks[-1][1] - self.marks[0][1])
+        out["rootfs_extract"] = seconds(self.rootfs_seconds)
+        return out
+
+
+@contextlib.contextmanager
+def _instrumented(clock: PhaseClock) -> Iterator[None]:
+    """Wrap the build module's rootfs cache and exporter to time them (no lifecycle edits)."""
+    import lifecycle.platform.build as module
+
+    saved = {name: getattr(module, name) for name in ("rootfs_cache", "Exporter") if hasattr(module, name)}
+    if "rootfs_cache" in saved:
+        inner_cache = saved["rootfs_cache"]
+
+        def rootfs_cache(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return inner_cache(*args, **kwargs)
+            finally:
+                clock.rootfs_seconds += time.perf_counter() - started
+
+        module.rootfs_cache = rootfs_cache  # type: ignore[attr-defined]
+    if "Exporter" in saved:
+
+        class Exporter(saved["Exporter"]):  # type: ignore[misc,valid-type]
+            def export(self) -> Any:
+                image = super().export()
+                clock.mark("exported")
+                return image
+
+        module.Exporter = Exporter  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            setattr(module, name, value)
+
+
+def timed_build(image: str, path: Path, **options: Any) -> tuple[dict[str, float], str]:
+    """``pybuild build`` in this process: seconds per phase and the image digest."""
+    from lifecycle.platform.build import BuildOptions, build
+
+    clock = PhaseClock()
+    with _instrumented(clock):
+        clock.mark("start")
+        try:
+            report = build(BuildOptions(image=image, path=path, **options), clock.phases())
+        except BaseException:
+            print("\n".join(clock.lines[-30:]))
+            raise
+        clock.mark("end")
+    return clock.report(), report.digest
+
+
+def timed(action: Callable[[], Any]) -> tuple[float, Any]:
+    started = time.perf_counter()
+    outcome = action()
+    return time.perf_counter() - started, outcome
+
+
+def cli(*args: str) -> float:
+    """Run ``pybuild ARGS`` as a user would (a new process); wall seconds."""
+    import sys
+
+    pybuild = str(Path(sys.executable).with_name("pybuild"))
+    started = time.perf_counter()
+    proc = subprocess.run([pybuild, *args], capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise RuntimeError(f"pybuild {' '.join(args)} exited {proc.returncode}: {proc.stderr.strip()}")
+    return elapsed
