@@ -8,9 +8,11 @@ skipping (DET-12), and reasons for errors so the final message names them.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
+from lifecycle.cnb import write_toml
 from lifecycle.cnb.buildpack import BuildpackDescriptor, Target
-from lifecycle.cnb.order import OrderEntry, OrderGroup, SystemToml
+from lifecycle.cnb.order import GroupToml, OrderEntry, OrderGroup, SystemToml
 from lifecycle.cnb.plan import PlanToml
 from lifecycle.env import Env, user_env_operations
 from lifecycle.errors import ConfigError, DetectFailed, ExitCode
@@ -87,7 +89,8 @@ class Detector:
             return DetectResult(Status.ERROR)
         return DetectResult(Status(outcome.status.value), outcome.plan)
 
-    def detect(self) -> tuple[list[BuildpackDescriptor], PlanToml]:
+    def detect(self, outputs: Path | None = None) -> tuple[list[BuildpackDescriptor], PlanToml]:
+        """The winning group and its plan; with ``outputs``, also group.toml and plan.toml there (DET-14)."""
         try:
             resolution = resolve(self.order, self._lookup, self._detect, system=self.system)
         except DetectFailed as exc:
@@ -96,4 +99,7 @@ class Detector:
                 raise DetectFailed(f"{exc.cause}: {first}", errored=exc.errored) from None
             raise
         group = [self.buildpacks[element.ref] for element in resolution.group]
+        if outputs is not None:
+            write_toml(outputs / "group.toml", GroupToml(group=resolution.group))
+            write_toml(outputs / "plan.toml", resolution.plan)
         return group, resolution.plan

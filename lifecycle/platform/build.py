@@ -180,7 +180,7 @@ class _Context:
         descriptors = {ref: s.descriptor for ref, s in sources.items()}
         phases.phase("DETECTING")
         system = self.builder.system if order is self.builder.order else None
-        group, plan = Detector(order, descriptors, executor, base_env, user_env, system).detect()
+        group, plan = Detector(order, descriptors, executor, base_env, user_env, system).detect(layers)
         for bp in group:
             phases.info(f"{bp.buildpack.id} {bp.buildpack.version}")
         phases.phase("BUILDING")

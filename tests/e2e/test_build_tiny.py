@@ -3,6 +3,8 @@ written as pack users write them (DET-*, BLD-*, EXP-*, LCH-*)."""
 
 from __future__ import annotations
 
+import json
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,7 @@ from support.cli import ROOT, TINY_BUILDER, pybuild
 
 FIXTURES = ROOT / "tests" / "fixtures"
 BUILDER = TINY_BUILDER
+APP = "samples/procfile-shell"
 
 
 def test_procfile_app_builds_and_runs_each_process(home: Path) -> None:
@@ -77,3 +80,39 @@ def test_bad_buildpack_gives_one_line_error_and_writes_nothing(
     assert "Traceback" not in proc.stderr
     images = pybuild("images", "--output", "json").stdout
     assert "broken" not in images
+
+
+def test_flags_reach_buildpacks_and_the_image(home: Path, tmp_path: Path) -> None:
+    """--env/--env-file become /platform/env (BLD-8); --creation-time sets created (EXP-6)."""
+    env_file = tmp_path / "build.env"
+    env_file.write_text("# comment\nFROM_FILE=file value\nBOTH=file\n")
+    bp = str(FIXTURES / "buildpacks" / "env-printer")
+    out = pybuild(
+        "build", "envs", "--path", APP, "--builder", BUILDER, "--buildpack", bp, "--env-file", str(env_file),
+        "--env", "FROM_FLAG=flag", "--env", "BOTH=flag", "--creation-time", "1700000000",
+    ).stdout  # fmt: skip
+    assert "FROM_FILE=file value" in out and "FROM_FLAG=flag" in out and "BOTH=flag" in out
+    info = json.loads(pybuild("inspect", "envs", "-o", "json").stdout)
+    assert info["created"] == "2023-11-14T22:13:20Z"
+
+
+def test_buildpack_archive_and_oci_layout_target(home: Path, tmp_path: Path) -> None:
+    """A .tgz buildpack (pack's uri forms) and an oci:DIR:tag target read by skopeo's syntax."""
+    archive = tmp_path / "sys-info.tgz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(FIXTURES / "buildpacks" / "sys-info", arcname=".")
+    layout = tmp_path / "layout"
+    pybuild("build", f"oci:{layout}:v1", "--path", APP, "--builder", BUILDER, "--buildpack", str(archive))
+    index = json.loads((layout / "index.json").read_text())
+    assert index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"] == "v1"
+    info = json.loads(pybuild("inspect", f"oci:{layout}:v1", "-o", "json").stdout)
+    assert [p["type"] for p in info["processes"]] == ["sys-info"]
+
+
+def test_host_executor_runs_buildpacks_on_this_machine(home: Path) -> None:
+    bp = str(FIXTURES / "buildpacks" / "env-printer")
+    out = pybuild(
+        "build", "hosted", "--path", APP, "--builder", BUILDER, "--buildpack", bp, "--executor", "host"
+    )
+    assert "env-printer build: end" in out.stdout
+    assert "CNB_PLATFORM_DIR=" in out.stdout
