@@ -7,6 +7,7 @@ each file is known here so results can be read back (DET-4, DET-5, BLD-1, §4).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -16,7 +17,7 @@ from lifecycle.cnb.buildpack import BuildpackDescriptor
 from lifecycle.cnb.ids import escape_id
 from lifecycle.cnb.plan import BuildpackPlan, DetectPlan, load_detect_plan
 from lifecycle.env import Env
-from lifecycle.errors import ConfigError
+from lifecycle.errors import ConfigError, ExitCode
 from lifecycle.execution.runner import OutputSink, ProcessRequest, Runner, SandboxPaths, Workspace
 
 __all__ = ["BuildpackExecutor", "DetectOutcome", "DetectStatus", "TargetInfo"]
@@ -97,9 +98,9 @@ class BuildpackExecutor:
 
     def detect(self, buildpack: BuildpackDescriptor, env: Env) -> DetectOutcome:
         """Run ``bin/detect``: 0 pass, 100 fail, anything else error (DET-4, DET-5)."""
-        executable = self.host_dir(buildpack) / "bin" / "detect"
-        if not executable.is_file():
-            return DetectOutcome(DetectStatus.ERROR, reason=f"{executable} does not exist (add bin/detect)")
+        problem = _not_runnable(self.host_dir(buildpack) / "bin" / "detect")
+        if problem:
+            return DetectOutcome(DetectStatus.ERROR, reason=problem)
         plan_host, plan_path = self._scratch("detect", buildpack)
         plan_host.touch()
         values = self._common_env(buildpack, env)
@@ -118,9 +119,9 @@ class BuildpackExecutor:
 
     def build(self, buildpack: BuildpackDescriptor, plan: BuildpackPlan, env: Env) -> int:
         """Run ``bin/build`` with ``<layers>/<id> <platform> <plan>`` (BLD-1); its exit code."""
-        executable = self.host_dir(buildpack) / "bin" / "build"
-        if not executable.is_file():
-            raise ConfigError("build", f"{executable} does not exist (add bin/build)", exit_code=52)
+        problem = _not_runnable(self.host_dir(buildpack) / "bin" / "build")
+        if problem:
+            raise ConfigError(f"build with {buildpack.ref}", problem, exit_code=ExitCode.BUILD_OTHER)
         layers_dir = f"{self.paths.layers}/{escape_id(buildpack.buildpack.id)}"
         (self.workspace.layers / escape_id(buildpack.buildpack.id)).mkdir(parents=True, exist_ok=True)
         plan_host, plan_path = self._scratch("build", buildpack)
@@ -139,3 +140,12 @@ class BuildpackExecutor:
     def _run(self, argv: list[str], env: dict[str, str]) -> int:
         request = ProcessRequest(argv, env, self.paths.app)
         return self.runner.run(request, self.workspace, self.output)
+
+
+def _not_runnable(executable: Path) -> str | None:
+    """Why ``executable`` cannot be run, naming the file and the fix; None when it can."""
+    if not executable.is_file():
+        return f"{executable} does not exist (add bin/{executable.name})"
+    if not os.access(executable, os.X_OK):
+        return f"{executable} is not executable (chmod +x bin/{executable.name})"
+    return None

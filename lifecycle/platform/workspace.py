@@ -1,7 +1,7 @@
-"""Prepare a build's host directories: the app copy, platform env, layers.
+"""Prepare a build's host directories: the app copy and the platform env.
 
-The source is copied (honouring project.toml include/exclude) so buildpacks
-may write to ``/workspace`` without touching the user's tree.
+The source is copied (honouring project.toml include/exclude, as pack does) so
+buildpacks may write to ``/workspace`` without touching the user's tree.
 """
 
 from __future__ import annotations
@@ -19,45 +19,38 @@ __all__ = ["copy_app", "write_platform_env"]
 _ALWAYS_EXCLUDED = (".git",)
 
 
-def _selected(relative: str, include: Sequence[str], exclude: Sequence[str]) -> bool:
-    def hit(patterns: Sequence[str]) -> bool:
-        parts = relative.split("/")
-        prefixes = ["/".join(parts[: n + 1]) for n in range(len(parts))]
-        return any(
-            fnmatch.fnmatch(p, pat.strip("/")) or fnmatch.fnmatch(parts[-1], pat)
-            for pat in patterns
-            for p in prefixes
-        )
-
-    if include:
-        return hit(include)
-    return not hit([*exclude, *_ALWAYS_EXCLUDED])
+def _matches(relative: str, patterns: Sequence[str]) -> bool:
+    """gitignore-like: a pattern matches the path, any parent of it, or its base name."""
+    parts = relative.split("/")
+    prefixes = ["/".join(parts[: n + 1]) for n in range(len(parts))]
+    return any(
+        fnmatch.fnmatchcase(prefix, pattern.strip("/")) or fnmatch.fnmatchcase(parts[-1], pattern)
+        for pattern in patterns
+        for prefix in prefixes
+    )
 
 
 def copy_app(source: Path, dest: Path, include: Sequence[str] = (), exclude: Sequence[str] = ()) -> None:
-    """Copy ``source`` into ``dest`` (created), keeping links and modes, filtered like pack."""
+    """Copy ``source`` into ``dest`` keeping links and modes: only ``include`` if given, minus ``exclude``."""
     if not source.is_dir():
         raise ConfigError("read app source", f"{source} is not a directory (check --path)")
+    excluded = [*exclude, *_ALWAYS_EXCLUDED]
     dest.mkdir(parents=True, exist_ok=True)
+    shutil.copystat(source, dest)
     for root, dirs, files in os.walk(source):
-        rel_root = Path(root).relative_to(source)
+        here = Path(root).relative_to(source)
+        dirs[:] = [d for d in dirs if not _matches((here / d).as_posix(), excluded)]
         for name in sorted(dirs):
-            rel = (rel_root / name).as_posix()
             src = Path(root) / name
-            if not _selected(rel, include, exclude) and not include:
-                dirs.remove(name)
-            elif src.is_symlink():
-                dirs.remove(name)
-                if _selected(rel, include, exclude):
-                    os.symlink(os.readlink(src), dest / rel)
-            else:
-                (dest / rel).mkdir(exist_ok=True)
-                shutil.copystat(src, dest / rel)
+            if not include or _matches((here / name).as_posix(), include):
+                (dest / here / name).mkdir(parents=True, exist_ok=True)
+                shutil.copystat(src, dest / here / name, follow_symlinks=False)
         for name in files:
-            rel = (rel_root / name).as_posix()
-            if _selected(rel, include, exclude):
-                (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(Path(root) / name, dest / rel, follow_symlinks=False)
+            relative = (here / name).as_posix()
+            if _matches(relative, excluded) or (include and not _matches(relative, include)):
+                continue
+            (dest / here).mkdir(parents=True, exist_ok=True)
+            shutil.copy2(Path(root) / name, dest / relative, follow_symlinks=False)
 
 
 def write_platform_env(platform_dir: Path, env: Mapping[str, str]) -> None:

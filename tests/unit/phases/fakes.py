@@ -37,8 +37,9 @@ class FakeBuildpacks:
         for bp_id, desc in self.descriptors.items():
             bp_dir = tmp_path / "buildpacks" / bp_id
             (bp_dir / "bin").mkdir(parents=True)
-            (bp_dir / "bin" / "build").write_text("#!/bin/sh\n")
-            (bp_dir / "bin" / "detect").write_text("#!/bin/sh\n")
+            for name in ("build", "detect"):
+                (bp_dir / "bin" / name).write_text("#!/bin/sh\n")
+                (bp_dir / "bin" / name).chmod(0o755)
             buildpacks[desc.ref] = bp_dir
         self.workspace = Workspace(dirs["app"], dirs["layers"], dirs["platform"], buildpacks)
         self.runner = FakeRunner(self._handle)

@@ -1,0 +1,309 @@
+"""``pybuild rebase`` onto a patched run image, against rebuilding: ``pybuild build`` and
+``docker build`` after the base image changed; a ~10 MB and a ~1 GB app on each stack.
+
+In a fresh ``PYBUILD_HOME`` (stack tarballs from a persistent cache), for each stack (``tiny``:
+``pybuild/builder:tiny``; ``bookworm``: the default builder): generate two apps in a temp dir
+(a Procfile plus files of random bytes: incompressible, so the app layer is as big compressed as
+on disk), build each through buildpacks, then rebase it back and forth between
+``pybuild/run:<stack>-2`` and ``pybuild/run:<stack>-1`` (``--run-image``; median of 5; in-process
+and as a command), recording the layer bytes each rebase read (must be 0). Then rebuild the app
+over ``-2`` with ``pybuild build``. A private dockerd then builds the equivalent Dockerfile
+(``FROM bench-base:<stack>`` + ``COPY`` of the app) over ``-1``, tags ``-2`` under the same name and
+builds again, with BuildKit and the classic builder. The 1 GB / 10 MB ratio of rebase times
+shows whether rebase grows with the app. ``python -m bench rebase -- --large-mb 200`` is quicker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import random
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from bench._docker import Dockerd, dockerd
+from bench._pybuild import (
+    DEFAULT_STACK_CACHE,
+    DEFAULT_WORKDIR,
+    cached_tarballs,
+    checkout,
+    cli,
+    fresh_home,
+    load_average,
+    median,
+    remove_tree,
+    seconds,
+    timed,
+    timed_build,
+)
+from bench._results import machine, update_readme, write_results
+
+NAME = "rebase"
+BUILDERS = {"tiny": "pybuild/builder:tiny", "bookworm": "pybuild/builder:bookworm"}
+_FILE = 64 << 20  # the app's data files are at most this big
+_CHUNK = 1 << 20
+PROCFILE = "web: ls -la /workspace/data\n"
+DOCKERFILE = """\
+FROM bench-base:{stack}
+COPY --chown=1000:1000 . /workspace/
+WORKDIR /workspace
+USER 1000:1000
+ENTRYPOINT ["/bin/sh", "-c", "ls -la /workspace/data"]
+"""
+
+
+def run(argv: list[str]) -> None:
+    options = _parse(argv)
+    workdir = Path(options.workdir)
+    sizes = sorted({options.small_mb, options.large_mb})
+    results: dict[str, Any] = {
+        "load_average_at_start": load_average(),
+        "machine": machine(),
+        "checkout": checkout(),
+        "inputs": {
+            "stacks": options.stacks,
+            "app_mb": sizes,
+            "repeat": options.repeat,
+            "docker_builders": options.docker,
+            "app": "Procfile + files of random bytes, built through buildpacks (procfile buildpack)",
+            "dockerfile": DOCKERFILE,
+        },
+    }
+    home = fresh_home(workdir, NAME, Path(options.stack_cache))
+    scratch = Path(tempfile.mkdtemp(prefix="pybuild-bench-rebase-apps-", dir=workdir))
+    try:
+        apps = {size: _make_app(scratch / f"app-{size}mb", size) for size in sizes}
+        results["setup"] = _setup(options.stacks, Path(options.stack_cache))
+        results["stacks"] = {
+            stack: {f"{size}mb": _pybuild_case(stack, size, apps[size], options.repeat) for size in sizes}
+            for stack in options.stacks
+        }
+        if options.docker:
+            results["docker"] = _docker_cases(home, scratch, apps, options)
+        results["ratios"] = _ratios(results, sizes)
+        results["load_average_at_end"] = load_average()
+    finally:
+        if not options.keep:
+            remove_tree(home)
+            shutil.rmtree(scratch, ignore_errors=True)
+    print(
+        json.dumps({k: results[k] for k in ("setup", "stacks", "docker", "ratios") if k in results}, indent=2)
+    )
+    path = write_results(NAME, results)
+    update_readme(NAME, summary(results))
+    print(f"wrote {path} and bench/README.md")
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    def names(text: str) -> list[str]:
+        return [part for part in text.split(",") if part]
+
+    parser = argparse.ArgumentParser(prog="python -m bench rebase", description=__doc__)
+    parser.add_argument("--stacks", type=names, default=["tiny", "bookworm"], help="comma-separated")
+    parser.add_argument("--small-mb", type=int, default=10, help="the small app's data (default 10)")
+    parser.add_argument("--large-mb", type=int, default=1024, help="the large app's data (default 1024)")
+    parser.add_argument("--repeat", type=int, default=5, help="rebases per app, alternating (median; 5)")
+    parser.add_argument(
+        "--docker",
+        type=names,
+        default=["buildkit", "classic"],
+        help="docker builders to compare, comma-separated: buildkit, classic ('' for none)",
+    )
+    parser.add_argument("--workdir", default=str(DEFAULT_WORKDIR), help="fresh homes, apps, dockerd go here")
+    parser.add_argument("--stack-cache", default=str(DEFAULT_STACK_CACHE), help="persistent mmdebstrap cache")
+    parser.add_argument("--bridge", default="br-bench", help="bridge for the private dockerd")
+    parser.add_argument("--keep", action="store_true", help="keep the home and apps (for debugging)")
+    return parser.parse_args(argv)
+
+
+# -- the apps ----------------------------------------------------------------------------------------
+
+
+def _make_app(root: Path, size_mb: int) -> Path:
+    """A Procfile and ``size_mb`` MiB of random bytes in files of at most 64 MiB."""
+    rng = random.Random(size_mb)
+    data = root / "data"
+    data.mkdir(parents=True)
+    (root / "Procfile").write_text(PROCFILE)
+    budget, number = size_mb << 20, 0
+    while budget > 0:
+        size = min(_FILE, budget)
+        with (data / f"blob{number:03}.bin").open("wb") as out:
+            for offset in range(0, size, _CHUNK):
+                out.write(rng.randbytes(min(_CHUNK, size - offset)))
+        budget, number = budget - size, number + 1
+    return root
+
+
+# -- pybuild -------------------------------------------------------------------------------------------
+
+
+def _setup(stacks: list[str], stack_cache: Path) -> dict[str, Any]:
+    """Each stack and its builder, once: not part of any timing below."""
+    from lifecycle.backends.store import LocalStore
+    from lifecycle.platform.defaults import ensure_builder
+
+    out: dict[str, Any] = {"mmdebstrap_tarballs_cached_before": len(cached_tarballs(stack_cache))}
+    for stack in stacks:
+        print(f"stack + builder {stack}", flush=True)
+        elapsed, _ = timed(functools.partial(ensure_builder, BUILDERS[stack], LocalStore(), print))
+        out[f"{stack}_stack_and_builder_seconds"] = seconds(elapsed)
+    out["mmdebstrap_ran"] = len(cached_tarballs(stack_cache)) > out["mmdebstrap_tarballs_cached_before"]
+    return out
+
+
+def _pybuild_case(stack: str, size_mb: int, app: Path, repeat: int) -> dict[str, Any]:
+    from lifecycle.backends.store import LocalStore
+    from lifecycle.platform.rebase import RebaseOptions, rebase
+
+    image = f"bench/rebase-{stack}-{size_mb}mb"
+    builder = BUILDERS[stack]
+    old, new = f"pybuild/run:{stack}-1", f"pybuild/run:{stack}-2"
+    print(f"{stack} {size_mb} MB: pybuild build over {old}", flush=True)
+    first, _ = timed_build(image, app, builder=builder, run_image=old)
+    store = LocalStore()
+    built, base = store.image(image), store.image(old)
+    above_base = built.layers[len(base.layers) :]
+
+    runs: list[dict[str, Any]] = []
+    for number in range(repeat):
+        target = new if number % 2 == 0 else old  # -2, -1, -2, ...: every rebase changes the base
+        elapsed, report = timed(functools.partial(rebase, RebaseOptions(image, run_image=target)))
+        result = report.result
+        runs.append(
+            {
+                "onto": target,
+                "seconds": seconds(elapsed),
+                "layer_bytes_read": report.layer_bytes_read,
+                "base_layers_replaced": result.replaced if result else None,
+                "layers_kept": result.kept if result else None,
+                "changed": not (result and result.up_to_date),
+            }
+        )
+    print(f"{stack} {size_mb} MB: rebase x{repeat} in-process: {[r['seconds'] for r in runs]}", flush=True)
+    commands = []
+    for number in range(repeat, 2 * repeat):  # go on alternating from where the loop above stopped
+        target = new if number % 2 == 0 else old
+        commands.append(cli("rebase", image, "--run-image", target))
+    # The rebuild a rebase saves: the same app over the new base, with buildpacks.
+    print(f"{stack} {size_mb} MB: pybuild build over {new}", flush=True)
+    rebuilt, _ = timed_build(image, app, builder=builder, run_image=new)
+    rebased = median([r["seconds"] for r in runs])
+    return {
+        "app_data_bytes": size_mb << 20,
+        "layers_above_base": len(above_base),
+        "bytes_above_base": sum(layer.size for layer in above_base),
+        "build": first,
+        "rebase_seconds": seconds(rebased),
+        "rebase_runs": runs,
+        "rebase_layer_bytes_read_max": max(r["layer_bytes_read"] for r in runs),
+        "rebase_cli_seconds": seconds(median(commands)),
+        "rebase_cli_runs": [seconds(c) for c in commands],
+        "rebuild_after_base_change": rebuilt,
+        "rebuild_over_rebase": round(rebuilt["total"] / rebased, 1),
+    }
+
+
+# -- docker ------------------------------------------------------------------------------------------
+
+
+def _docker_cases(
+    home: Path, scratch: Path, apps: dict[int, Path], options: argparse.Namespace
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    with dockerd(scratch, options.bridge) as (daemon, started):
+        out["dockerd_start_seconds"] = seconds(started)
+        images = [f"pybuild/run:{stack}-{version}" for stack in options.stacks for version in (1, 2)]
+        loads = daemon.load_from_pybuild(images, scratch, home)
+        out["image_import_seconds"] = {key: seconds(value) for key, value in loads.items()}
+        for stack in options.stacks:
+            out[stack] = {}
+            for size, app in apps.items():
+                out[stack][f"{size}mb"] = {
+                    builder: _docker_case(daemon, scratch, stack, size, app, builder)
+                    for builder in options.docker
+                }
+    return out
+
+
+def _docker_case(
+    daemon: Dockerd, scratch: Path, stack: str, size: int, app: Path, builder: str
+) -> dict[str, Any]:
+    dockerfile = scratch / f"Dockerfile.{stack}"
+    dockerfile.write_text(DOCKERFILE.format(stack=stack))
+    tag = f"bench/rebase-{stack}-{size}mb-docker:{builder}"
+    argv = ["build", "--pull=false", "-f", str(dockerfile), "-t", tag, str(app)]
+    buildkit = builder == "buildkit"
+    print(f"{stack} {size} MB: docker build ({builder}) over -1, then over -2 tagged the same", flush=True)
+    daemon.docker("tag", f"pybuild/run:{stack}-1", f"bench-base:{stack}")
+    cold = daemon.timed(*argv[:1], "--no-cache", *argv[1:], buildkit=buildkit)
+    daemon.docker("tag", f"pybuild/run:{stack}-2", f"bench-base:{stack}")
+    rebuilt = daemon.timed(*argv, buildkit=buildkit)  # layer cache on: only the base changed
+    figures = {"build_cold": seconds(cold), "rebuild_after_base_change": seconds(rebuilt)}
+    daemon.docker("image", "rm", "-f", tag)
+    daemon.docker("image", "prune", "-f")
+    daemon.docker("builder", "prune", "-af")
+    return figures
+
+
+# -- report ------------------------------------------------------------------------------------------
+
+
+def _ratios(results: dict[str, Any], sizes: list[int]) -> dict[str, Any]:
+    small, large = f"{sizes[0]}mb", f"{sizes[-1]}mb"
+    ratios: dict[str, Any] = {}
+    for stack, cases in results["stacks"].items():
+        ratios[f"{stack}: rebase {large} / rebase {small}"] = round(
+            cases[large]["rebase_seconds"] / cases[small]["rebase_seconds"], 2
+        )
+        ratios[f"{stack}: rebase cli {large} / {small}"] = round(
+            cases[large]["rebase_cli_seconds"] / cases[small]["rebase_cli_seconds"], 2
+        )
+        for size, case in cases.items():
+            ratios[f"{stack} {size}: pybuild rebuild / rebase"] = case["rebuild_over_rebase"]
+            docker = results.get("docker", {}).get(stack, {}).get(size, {})
+            for builder, figures in docker.items():
+                ratios[f"{stack} {size}: docker {builder} rebuild / pybuild rebase"] = round(
+                    figures["rebuild_after_base_change"] / case["rebase_seconds"], 1
+                )
+    return ratios
+
+
+def summary(results: dict[str, Any]) -> str:
+    info, setup = results["machine"], results["setup"]
+    made = ", ".join(
+        f"{key.split('_')[0]} {value:.1f} s"
+        for key, value in setup.items()
+        if key.endswith("builder_seconds")
+    )
+    lines = [
+        "### Latest figures",
+        "",
+        f"{info['cpu']}, {info['cores']} cores, Python {info['python']}; load average at start "
+        f"{' / '.join(map(str, results['load_average_at_start']))} (1/5/15 min); commit "
+        f"{results['checkout']['commit']}. Stacks + builders made once, not counted: {made}. "
+        f"Rebase: median of {results['inputs']['repeat']}, alternating `--run-image` -2 / -1.",
+        "",
+        "| stack | app | above base (MB) | build | rebase (in-process) | rebase (command) "
+        "| layer bytes read | pybuild rebuild | docker rebuild (buildkit / classic) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    docker = results.get("docker", {})
+    for stack, cases in results["stacks"].items():
+        for size, case in cases.items():
+            builds = docker.get(stack, {}).get(size, {})
+            rebuilds = " / ".join(
+                f"{figures['rebuild_after_base_change']:.2f}" for figures in builds.values()
+            )
+            lines.append(
+                f"| {stack} | {case['app_data_bytes'] >> 20} MiB | {case['bytes_above_base'] / 1e6:.0f} "
+                f"| {case['build']['total']:.2f} | **{case['rebase_seconds'] * 1000:.0f} ms** "
+                f"| {case['rebase_cli_seconds'] * 1000:.0f} ms | {case['rebase_layer_bytes_read_max']} "
+                f"| {case['rebuild_after_base_change']['total']:.2f} | {rebuilds or '-'} |"
+            )
+    lines += ["", "Times in seconds unless marked. Ratios:", "", "| ratio | |", "|---|---:|"]
+    lines += [f"| {name} | {value} |" for name, value in results["ratios"].items()]
+    return "\n".join(lines)
