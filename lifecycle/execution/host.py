@@ -6,19 +6,14 @@ Paths inside and outside are the same; only the environment is controlled.
 from __future__ import annotations
 
 from lifecycle.execution.process import stream_process
-from lifecycle.execution.runner import OutputSink, ProcessRequest, SandboxPaths, Workspace
+from lifecycle.execution.runner import OutputSink, ProcessRequest, SandboxPaths, Workspace, host_paths
 
 __all__ = ["HostRunner"]
 
 
 class HostRunner:
     def paths(self, workspace: Workspace) -> SandboxPaths:
-        return SandboxPaths(
-            app=str(workspace.app),
-            layers=str(workspace.layers),
-            platform=str(workspace.platform),
-            buildpacks={key: str(path) for key, path in workspace.buildpacks.items()},
-        )
+        return host_paths(workspace)
 
     def run(self, request: ProcessRequest, workspace: Workspace, output: OutputSink) -> int:
         return stream_process(request.argv, request.env, request.cwd, output)

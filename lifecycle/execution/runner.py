@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-__all__ = ["FakeRunner", "OutputSink", "ProcessRequest", "Runner", "SandboxPaths", "Workspace"]
+__all__ = ["FakeRunner", "OutputSink", "ProcessRequest", "Runner", "SandboxPaths", "Workspace", "host_paths"]
 
 OutputSink = Callable[[str], None]
 
@@ -52,6 +52,16 @@ class Runner(Protocol):
     def run(self, request: ProcessRequest, workspace: Workspace, output: OutputSink) -> int: ...
 
 
+def host_paths(workspace: Workspace) -> SandboxPaths:
+    """For runners without a sandbox: buildpacks see the host paths themselves."""
+    return SandboxPaths(
+        app=str(workspace.app),
+        layers=str(workspace.layers),
+        platform=str(workspace.platform),
+        buildpacks={key: str(path) for key, path in workspace.buildpacks.items()},
+    )
+
+
 Handler = Callable[[ProcessRequest, SandboxPaths], tuple[int, str]]
 
 
@@ -63,12 +73,7 @@ class FakeRunner:
         self.requests: list[ProcessRequest] = []
 
     def paths(self, workspace: Workspace) -> SandboxPaths:
-        return SandboxPaths(
-            app=str(workspace.app),
-            layers=str(workspace.layers),
-            platform=str(workspace.platform),
-            buildpacks={key: str(path) for key, path in workspace.buildpacks.items()},
-        )
+        return host_paths(workspace)
 
     def run(self, request: ProcessRequest, workspace: Workspace, output: OutputSink) -> int:
         self.requests.append(request)
