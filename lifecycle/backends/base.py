@@ -8,11 +8,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Protocol, runtime_checkable
 
 from lifecycle.oci.image import Image
 
-__all__ = ["REF_NAME", "BlobStats", "CountingReader", "ImageStore", "normalize_tag", "repository_of"]
+__all__ = [
+    "REF_NAME",
+    "BlobStats",
+    "CountingReader",
+    "ImageStore",
+    "SwapsTags",
+    "normalize_tag",
+    "repository_of",
+]
 
 REF_NAME = "org.opencontainers.image.ref.name"
 
@@ -35,6 +43,13 @@ class ImageStore(Protocol):
     def tags(self) -> list[str]: ...
 
     def delete(self, ref: str) -> None: ...
+
+
+@runtime_checkable
+class SwapsTags(Protocol):
+    """Capability: move a tag only if it still names the digest a caller read (compare and swap)."""
+
+    def write_if(self, image: Image, tag: str, expected: str | None) -> bool: ...
 
 
 @dataclass

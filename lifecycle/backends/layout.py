@@ -175,14 +175,24 @@ class Layout:
 
     def write(self, image: Image, tags: Sequence[str]) -> str:
         """Every blob first, then the manifest, then ``index.json`` in one rename."""
+        self._write(image, tags, None)
+        return image.digest
+
+    def write_if(self, image: Image, tag: str, expected: str | None) -> bool:
+        """Compare and swap: move ``tag`` to ``image`` only if it still names ``expected``."""
+        return self._write(image, [tag], (tag, expected))
+
+    def _write(self, image: Image, tags: Sequence[str], expect: tuple[str, str | None] | None) -> bool:
         with self._locked(".gc.lock", fcntl.LOCK_SH):
             for layer in image.layers:
                 self.put_layer(layer)
             self.write_blob(image.raw_config)
             self.write_blob(image.raw_manifest)
             with self._locked(".lock", fcntl.LOCK_EX):
+                if expect is not None and self.resolve(expect[0]) != expect[1]:
+                    return False
                 self._point_tags(image, tags)
-        return image.digest
+        return True
 
     def _point_tags(self, image: Image, tags: Sequence[str]) -> None:
         index = self.read_index()

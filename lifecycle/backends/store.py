@@ -52,6 +52,10 @@ class LocalStore:
     def write(self, image: Image, tags: Sequence[str]) -> str:
         return self.layout.write(image, [normalize_tag(t) for t in tags])
 
+    def write_if(self, image: Image, tag: str, expected: str | None) -> bool:
+        """Compare and swap on one tag (see ``Layout.write_if``)."""
+        return self.layout.write_if(image, normalize_tag(tag), expected)
+
     def resolve(self, ref: str) -> str | None:
         return self.layout.resolve(normalize_tag(ref))
 

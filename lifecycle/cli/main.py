@@ -11,6 +11,7 @@ import sys
 import click
 
 from lifecycle import __version__
+from lifecycle.cli.autoupdate import autoupdate
 from lifecycle.cli.build import build, builder, run
 from lifecycle.cli.images import images, inspect, rmi, save, store_gc, tag
 from lifecycle.cli.output import Logger
@@ -31,7 +32,7 @@ def cli(ctx: click.Context, verbose: bool, quiet: bool) -> None:
     ctx.obj = Logger(level=0 if quiet else 2 if verbose else 1)
 
 
-for command in (build, builder, images, inspect, rebase, rmi, run, save, store_gc, stack, tag):
+for command in (autoupdate, build, builder, images, inspect, rebase, rmi, run, save, store_gc, stack, tag):
     cli.add_command(command)
 
 

@@ -19,7 +19,7 @@ from lifecycle.phases.adopt import adopt
 from lifecycle.phases.rebase import RebaseFailed, RebaseInputs, Rebaser, RebaseResult, read_metadata
 from lifecycle.platform.targets import Target, open_target
 
-__all__ = ["RebaseOptions", "RebaseReport", "rebase"]
+__all__ = ["RebaseOptions", "RebaseReport", "find_run_image", "rebase"]
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ def _run_image_candidates(app: Image) -> list[str]:
     return [n for n in names if n]
 
 
-def _find_run_image(app: Image) -> tuple[str, Target, Image]:
+def find_run_image(app: Image) -> tuple[str, Target, Image]:
     candidates = _run_image_candidates(app)
     for name in candidates:
         try:
@@ -88,7 +88,7 @@ def rebase(opts: RebaseOptions) -> RebaseReport:
         name = opts.run_image
         base_target, base = _open_image(name, "read run image")
     else:
-        name, base_target, base = _find_run_image(app)
+        name, base_target, base = find_run_image(app)
     result = Rebaser(RebaseInputs(app, base, name, opts.force, bool(opts.run_image))).rebase()
     digest = app.digest
     if not result.up_to_date:

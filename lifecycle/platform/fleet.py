@@ -1,0 +1,28 @@
+"""Which images a fleet command covers: references given, a file of them, a registry, or the store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lifecycle.backends.store import LocalStore
+from lifecycle.errors import ConfigError
+
+__all__ = ["fleet_refs"]
+
+
+def fleet_refs(
+    *, images_file: Path | None = None, refs: tuple[str, ...] = (), registry: str | None = None
+) -> list[str]:
+    found = list(refs)
+    if images_file is not None:
+        lines = images_file.read_text().splitlines()
+        found += [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    if registry is not None:
+        found += _registry_refs(registry)
+    if not found and images_file is None and registry is None:
+        found = LocalStore().tags()
+    return found
+
+
+def _registry_refs(registry: str) -> list[str]:
+    raise ConfigError("list registry images", f"{registry}: registry fleets are not available yet")
