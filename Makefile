@@ -36,3 +36,7 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+.PHONY: docs
+docs: setup
+	$(PY) -m lifecycle.cli.docs docs/reference.md

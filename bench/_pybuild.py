@@ -78,6 +78,19 @@ def seconds(value: float) -> float:
 # -- in-process builds, phase by phase ------------------------------------------------------------
 
 
+# mark -> step it starts: the lifecycle's phase headers, plus the benchmark's own marks around them
+STEPS = {
+    "start": "prepare",  # build() called: builder, run image, target, cache, app copy
+    "ANALYZING": "analyze",
+    "DETECTING": "detect",
+    "RESTORING": "restore",
+    "BUILDING": "build",
+    "EXPORTING": "export",
+    "exported": "write",  # Exporter.export returned: blobs and tag into the store
+    "caching": "cache",  # saving the build cache (after the image is written)
+}
+
+
 @dataclass
 class PhaseClock:
     """The ``Phases`` callbacks, stamping each phase start; hooks add rootfs and export ends."""
@@ -95,12 +108,11 @@ class PhaseClock:
         return Phases(phase=self.mark, output=self.lines.append, info=self.lines.append)
 
     def report(self) -> dict[str, float]:
-        """Seconds per step, named by where it starts: prepare, detect, build, export, write."""
-        names = {"start": "prepare", "DETECTING": "detect", "BUILDING": "build", "EXPORTING": "export"}
-        names |= {"exported": "write"}
+        """Seconds per step, named by the mark it starts at (``STEPS``); unknown phases by their name."""
         out: dict[str, float] = {}
         for (name, start), (_, end) in zip(self.marks, self.marks[1:], strict=False):
-            out[names.get(name, name.lower())] = seconds(end - start)
+            step = STEPS.get(name, name.lower())
+            out[step] = seconds(out.get(step, 0.0) + end - start)
         out["total"] = seconds(self.marks[-1][1] - self.marks[0][1])
         out["rootfs_extract"] = seconds(self.rootfs_seconds)
         return out
@@ -112,6 +124,15 @@ def _instrumented(clock: PhaseClock) -> Iterator[None]:
     import lifecycle.platform.build as module
 
     saved = {name: getattr(module, name) for name in ("rootfs_cache", "Exporter") if hasattr(module, name)}
+    context = getattr(module, "_Context", None)
+    save_cache = getattr(context, "save_cache", None)
+    if context is not None and save_cache is not None:
+
+        def timed_save_cache(self: Any, *args: Any, **kwargs: Any) -> Any:
+            clock.mark("caching")
+            return save_cache(self, *args, **kwargs)
+
+        context.save_cache = timed_save_cache
     if "rootfs_cache" in saved:
         inner_cache = saved["rootfs_cache"]
 
@@ -137,10 +158,13 @@ def _instrumented(clock: PhaseClock) -> Iterator[None]:
     finally:
         for name, value in saved.items():
             setattr(module, name, value)
+        if context is not None and save_cache is not None:
+            context.save_cache = save_cache
 
 
-def timed_build(image: str, path: Path, **options: Any) -> tuple[dict[str, float], str]:
-    """``pybuild build`` in this process: seconds per phase and the image digest."""
+def timed_build(image: str, path: Path, **options: Any) -> tuple[dict[str, float], Any]:
+    """``pybuild build`` in this process: seconds per phase (plus how many layers were reused or
+    compressed, where the build reports it) and the ``BuildReport``."""
     from lifecycle.platform.build import BuildOptions, build
 
     clock = PhaseClock()
@@ -152,7 +176,11 @@ def timed_build(image: str, path: Path, **options: Any) -> tuple[dict[str, float
             print("\n".join(clock.lines[-30:]))
             raise
         clock.mark("end")
-    return clock.report(), report.digest
+    figures = clock.report()
+    for name in ("reused", "added"):
+        if isinstance(getattr(report, name, None), tuple):
+            figures[f"layers_{name}"] = len(getattr(report, name))
+    return figures, report
 
 
 def timed(action: Callable[[], Any]) -> tuple[float, Any]:

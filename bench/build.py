@@ -24,6 +24,7 @@ from bench._pybuild import (
     DEFAULT_STACK_CACHE,
     DEFAULT_WORKDIR,
     REPO,
+    STEPS,
     cached_tarballs,
     checkout,
     cli,
@@ -228,21 +229,24 @@ def summary(results: dict[str, Any]) -> str:
         f"{' / '.join(map(str, results['load_average_at_start']))} (1/5/15 min); commit "
         f"{results['checkout']['commit']}. Stack + default builder from cached mmdebstrap tarballs: "
         f"{setup['stack_and_builder_seconds']:.1f} s (not in any row below).",
+        f"Dirty files under lifecycle/ at the time: {results['checkout']['lifecycle_dirty_files']}.",
         "",
-        "| pybuild build (in-process) | prepare | of which rootfs | detect | build | export | write "
-        "| total |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     labels = {
         "first": "first build (extracts build-image rootfs)",
-        "warm_rootfs": "new image, warm rootfs cache",
-        "rebuild": "rebuild over previous image",
+        "warm_rootfs": "new image: warm rootfs, no previous image or cache",
+        "rebuild": "rebuild: previous image and its cache",
     }
+    steps = [step for step in STEPS.values() if any(step in ours[key] for key in labels)]
+    lines += [
+        "| pybuild build (in-process), s | " + " | ".join(steps) + " | **total** | rootfs extraction |",
+        "|---|" + "---:|" * (len(steps) + 2),
+    ]
     for key, label in labels.items():
         p = ours[key]
+        cells = [f"{p[step]:.2f}" if step in p else "-" for step in steps]
         lines.append(
-            f"| {label} | {p['prepare']:.2f} | {p['rootfs_extract']:.2f} | {p['detect']:.2f} "
-            f"| {p['build']:.2f} | {p['export']:.2f} | {p['write']:.2f} | **{p['total']:.2f}** |"
+            f"| {label} | " + " | ".join(cells) + f" | **{p['total']:.2f}** | {p['rootfs_extract']:.2f} |"
         )
     lines += [
         "",

@@ -1,59 +1,28 @@
-"""Docker archives: the ``docker save`` tar that ``docker load`` reads.
+"""Docker archives: the ``docker save`` tar that ``docker load`` reads (``pybuild save``).
 
-Docker 20.10's ``docker load`` takes only this format, not an OCI layout
-(ENVIRONMENT.md §2). The archive holds ``manifest.json``
-(``[{"Config", "RepoTags", "Layers"}]``), the config blob as ``<hex>.json``,
-one file per layer and the legacy ``repositories`` map.
-
-By default a layer is its gzip blob, copied as is: ``docker load`` detects
-the compression and checks the diffID of the uncompressed stream, so no
-layer is decompressed here. ``gzip_layers=False`` writes the classic
-uncompressed ``<diffID-hex>/layer.tar`` for readers that want plain tars.
-Entries are written in a fixed order with fixed metadata, so the same image
-and tags give the same archive bytes.
+The format itself is written by ``lifecycle.oci.dockerarchive``, which the daemon
+backend shares; this module names the tags as a user gives them (``myapp`` is
+``myapp:latest``) and refuses digest references, which docker load cannot tag.
 """
 
 from __future__ import annotations
 
-import io
-import json
-import shutil
-import tarfile
-import tempfile
 from collections.abc import Sequence
 from typing import BinaryIO
 
 from lifecycle.backends.base import normalize_tag
 from lifecycle.errors import ImageError
-from lifecycle.oci.digest import hex_part
+from lifecycle.oci import dockerarchive
 from lifecycle.oci.image import Image
-from lifecycle.oci.layer import Layer
-from lifecycle.oci.media import is_gzip_layer
-from lifecycle.oci.tarball import DEFAULT_MTIME
 
 __all__ = ["write_docker_archive"]
-
-_COPY_BUFSIZE = 1 << 20
-_SPOOL_IN_MEMORY = 64 << 20
 
 
 def write_docker_archive(
     image: Image, tags: Sequence[str], out: BinaryIO, *, gzip_layers: bool = True
 ) -> None:
     """Write ``image`` tagged ``tags`` to ``out`` (which need not be seekable) as a docker archive."""
-    repo_tags = [_repo_tag(tag) for tag in tags]
-    config_name = hex_part(image.config_descriptor.digest) + ".json"
-    layer_names = [_layer_name(layer, gzip_layers) for layer in image.layers]
-    with tarfile.open(fileobj=out, mode="w|", bufsize=_COPY_BUFSIZE, format=tarfile.PAX_FORMAT) as tar:
-        _add_bytes(tar, config_name, image.raw_config)
-        written: set[str] = set()
-        for layer, name in zip(image.layers, layer_names, strict=True):
-            if name not in written:
-                written.add(name)
-                _add_layer(tar, name, layer, gzip_layers)
-        manifest = [{"Config": config_name, "RepoTags": repo_tags, "Layers": layer_names}]
-        _add_bytes(tar, "manifest.json", _json(manifest))
-        _add_bytes(tar, "repositories", _json(_repositories(repo_tags, layer_names)))
+    dockerarchive.write_docker_archive(image, [_repo_tag(tag) for tag in tags], out, gzip_layers=gzip_layers)
 
 
 def _repo_tag(tag: str) -> str:
@@ -61,61 +30,3 @@ def _repo_tag(tag: str) -> str:
     if "@" in named:
         raise ImageError("write docker archive", f"{tag!r} is a digest reference; docker load needs name:tag")
     return named
-
-
-def _layer_name(layer: Layer, gzip_layers: bool) -> str:
-    if gzip_layers and is_gzip_layer(layer.media_type):
-        return f"{hex_part(layer.digest)}/layer.tar.gz"
-    return f"{hex_part(layer.diff_id)}/layer.tar"
-
-
-def _repositories(repo_tags: list[str], layer_names: list[str]) -> dict[str, dict[str, str]]:
-    """Legacy ``{repo: {tag: top layer id}}``; docker load prefers manifest.json but some tools read it."""
-    if not layer_names:
-        return {}
-    top = layer_names[-1].split("/", 1)[0]
-    repositories: dict[str, dict[str, str]] = {}
-    for repo_tag in repo_tags:
-        repo, tag = repo_tag.rsplit(":", 1)
-        repositories.setdefault(repo, {})[tag] = top
-    return repositories
-
-
-def _add_layer(tar: tarfile.TarFile, name: str, layer: Layer, gzip_layers: bool) -> None:
-    directory = tarfile.TarInfo(name.split("/", 1)[0])
-    directory.type = tarfile.DIRTYPE
-    _add(tar, directory, mode=0o755)
-    if name.endswith(".gz") or not is_gzip_layer(layer.media_type):
-        with layer.compressed() as blob:
-            _add(tar, _file_info(name, layer.size), blob)
-        return
-    with tempfile.SpooledTemporaryFile(_SPOOL_IN_MEMORY) as spool:
-        with layer.uncompressed() as stream:
-            shutil.copyfileobj(stream, spool, _COPY_BUFSIZE)
-        size = spool.tell()
-        spool.seek(0)
-        _add(tar, _file_info(name, size), spool)  # type: ignore[arg-type]
-
-
-def _file_info(name: str, size: int) -> tarfile.TarInfo:
-    info = tarfile.TarInfo(name)
-    info.size = size
-    return info
-
-
-def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
-    _add(tar, _file_info(name, len(data)), io.BytesIO(data))
-
-
-def _add(
-    tar: tarfile.TarFile, info: tarfile.TarInfo, content: BinaryIO | None = None, mode: int = 0o644
-) -> None:
-    info.mode = mode
-    info.mtime = DEFAULT_MTIME
-    info.uid = info.gid = 0
-    info.uname = info.gname = ""
-    tar.addfile(info, content)
-
-
-def _json(value: object) -> bytes:
-    return json.dumps(value, separators=(",", ":")).encode()

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from lifecycle.cli.output import Logger
+from lifecycle.cli.progress import UploadBars
 from lifecycle.env import parse_env_assignment, read_env_file
 
 __all__ = ["build", "builder", "run"]
@@ -56,6 +57,20 @@ def _creation_time(value: str | None) -> int | None:
 )
 @click.option("--default-process", help="Process type to use as the entrypoint.")
 @click.option("--no-host-ca", is_flag=True, help="Do not give buildpacks this machine's CA bundle.")
+@click.option(
+    "--cache",
+    "cache_name",
+    metavar="NAME",
+    help="Directory cache to use (default: the image name without tag).",
+)
+@click.option(
+    "--cache-image", metavar="REF", help="Keep the build cache in this image instead of a directory."
+)
+@click.option("--clear-cache", is_flag=True, help="Restore no layers and start the cache afresh.")
+@click.option("--previous-image", metavar="REF", help="Reuse layers from this image (default: IMAGE).")
+@click.option(
+    "--publish", is_flag=True, help="Write IMAGE to its registry (host/repo:tag) instead of the store."
+)
 @click.pass_obj
 def build(
     log: Logger,
@@ -72,16 +87,24 @@ def build(
     executor: str,
     default_process: str | None,
     no_host_ca: bool,
+    cache_name: str | None,
+    cache_image: str | None,
+    clear_cache: bool,
+    previous_image: str | None,
+    publish: bool,
 ) -> None:
     """Build IMAGE from source with buildpacks."""
     from lifecycle.platform.build import BuildOptions, Phases
     from lifecycle.platform.build import build as run_build
     from lifecycle.platform.project import apply_project
+    from lifecycle.platform.targets import set_registry_progress
 
     values: dict[str, str] = {}
     for file in env_file:
         values.update(read_env_file(file, os.environ))
     values.update(dict(parse_env_assignment(e, os.environ) for e in env))
+    if publish and not image.startswith("docker://"):
+        image = "docker://" + image
     options = BuildOptions(
         image=image,
         path=path,
@@ -94,10 +117,16 @@ def build(
         creation_time=_creation_time(creation_time),
         process_type=default_process,
         ca_bundle=not no_host_ca,
+        cache=cache_name,
+        cache_image=cache_image,
+        clear_cache=clear_cache,
+        previous_image=previous_image,
     )
     options = apply_project(options, descriptor)
     started = time.monotonic()
-    report = run_build(options, Phases(phase=log.phase, output=log.info, info=log.info))
+    with UploadBars(enabled=publish and log.level >= 1) as bars:
+        set_registry_progress(bars if publish else None)
+        report = run_build(options, Phases(phase=log.phase, output=log.info, info=log.info, warn=log.warn))
     log.info(f"Successfully built image {report.image} in {time.monotonic() - started:.1f}s")
     log.result(report.digest)
 

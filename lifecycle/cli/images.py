@@ -21,7 +21,7 @@ from lifecycle.cnb.labels import (
 from lifecycle.oci.image import Image
 from lifecycle.platform.targets import open_target
 
-__all__ = ["images", "inspect", "rmi", "save", "store_gc", "tag"]
+__all__ = ["images", "inspect", "pull", "push", "rmi", "save", "store_gc", "tag"]
 
 
 def _human_size(size: int) -> str:
@@ -206,3 +206,36 @@ def tag(log: Logger, source: str, tags: tuple[str, ...]) -> None:
         dest = open_target(name, create=True)
         dest.store.write(image, [dest.name])
         log.info(f"Tagged {dest.display} -> {image.digest}")
+
+
+def _copy(log: Logger, source: str, dest: str, *, publish: bool) -> None:
+    from lifecycle.cli.progress import UploadBars
+    from lifecycle.platform.targets import set_registry_progress
+
+    src = open_target(source)
+    image = src.store.image(src.name)
+    with UploadBars(enabled=publish and log.level >= 1) as bars:
+        set_registry_progress(bars if publish else None)
+        target = open_target(dest, create=True, publish=publish)
+        digest = target.store.write(image, [target.name])
+    log.info(f"{src.display} -> {target.display}")
+    log.result(digest)
+
+
+@click.command()
+@click.argument("ref")
+@click.argument("name", required=False)
+@click.pass_obj
+def pull(log: Logger, ref: str, name: str | None) -> None:
+    """Copy REF from a registry into the local store (as NAME, default the same name)."""
+    registry_ref = ref if ref.startswith("docker://") else f"docker://{ref}"
+    _copy(log, registry_ref, name or ref.removeprefix("docker://"), publish=False)
+
+
+@click.command()
+@click.argument("name")
+@click.argument("ref", required=False)
+@click.pass_obj
+def push(log: Logger, name: str, ref: str | None) -> None:
+    """Copy NAME from the local store (or oci:DIR:tag) to a registry REF (default: NAME)."""
+    _copy(log, name, ref or name, publish=True)

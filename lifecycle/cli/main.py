@@ -13,7 +13,8 @@ import click
 from lifecycle import __version__
 from lifecycle.cli.autoupdate import autoupdate
 from lifecycle.cli.build import build, builder, run
-from lifecycle.cli.images import images, inspect, rmi, save, store_gc, tag
+from lifecycle.cli.buildpack import buildpack
+from lifecycle.cli.images import images, inspect, pull, push, rmi, save, store_gc, tag
 from lifecycle.cli.output import Logger
 from lifecycle.cli.rebase import rebase
 from lifecycle.cli.stack import stack
@@ -32,7 +33,23 @@ def cli(ctx: click.Context, verbose: bool, quiet: bool) -> None:
     ctx.obj = Logger(level=0 if quiet else 2 if verbose else 1)
 
 
-for command in (autoupdate, build, builder, images, inspect, rebase, rmi, run, save, store_gc, stack, tag):
+for command in (
+    autoupdate,
+    build,
+    builder,
+    buildpack,
+    images,
+    inspect,
+    pull,
+    push,
+    rebase,
+    rmi,
+    run,
+    save,
+    store_gc,
+    stack,
+    tag,
+):
     cli.add_command(command)
 
 

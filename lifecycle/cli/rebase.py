@@ -21,6 +21,7 @@ __all__ = ["rebase"]
 @click.option("--base-image", help="Adopt an image that has no base (FROM scratch) onto this run image.")
 @click.option("--force", is_flag=True, help="Rebase even if a safety check fails.")
 @click.option("--report", type=click.Path(path_type=Path), help="Write report.toml here.")
+@click.option("--publish", is_flag=True, help="IMAGE is in a registry (host/repo:tag): rebase it there.")
 @click.pass_obj
 def rebase(
     log: Logger,
@@ -30,13 +31,14 @@ def rebase(
     base_image: str | None,
     force: bool,
     report: Path | None,
+    publish: bool,
 ) -> None:
     """Swap the run image under IMAGE, keeping every app layer."""
     from lifecycle.platform.rebase import RebaseOptions
     from lifecycle.platform.rebase import rebase as run_rebase
 
     started = time.monotonic()
-    options = RebaseOptions(image, run_image, previous_image, base_image, force, report)
+    options = RebaseOptions(image, run_image, previous_image, base_image, force, report, publish)
     done = run_rebase(options)
     elapsed = (time.monotonic() - started) * 1000
     result = done.result

@@ -1,12 +1,17 @@
 """``pybuild build``: what pack does around the lifecycle phases.
 
-Resolve the builder, run image and target; prepare the workspace; run
-detect, build and export with one executor; write the image to its target.
+Resolve the builder, run image, target and cache; prepare the workspace; run analyze,
+detect, restore, build and export with one executor; write the image to its target, then
+the cache (EXP-14: cache failures only warn). A rebuild reuses what did not change: layer
+metadata and cached contents come back (RES-*), unchanged layers are reused by reference
+(EXP-3, EXP-7), and a blob compressed once on this machine is not compressed again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import functools
 import os
 import shutil
 import tempfile
@@ -26,15 +31,21 @@ from lifecycle.execution.executor import BuildpackExecutor, TargetInfo
 from lifecycle.execution.host import HostRunner
 from lifecycle.execution.rootfs import rootfs_cache
 from lifecycle.execution.runner import Runner, Workspace
+from lifecycle.launcher import LaunchPlan
 from lifecycle.oci.image import Image
+from lifecycle.phases.analyze import Analysis, analyze, write_analyzed_toml
 from lifecycle.phases.build import Builder as BuildPhase
 from lifecycle.phases.build import BuildInputs
+from lifecycle.phases.cache import LayerCache
+from lifecycle.phases.cache_writer import Cacher
 from lifecycle.phases.detect import Detector
 from lifecycle.phases.export import Exporter, ExportInputs
-from lifecycle.phases.launch import launch_files
+from lifecycle.phases.launch import launch_files, previous_launch_plan
+from lifecycle.phases.restore import RestoreInputs, Restorer
 from lifecycle.platform.builders import DEFAULT_BUILDER, Builder, BuildpackSource, load_builder
+from lifecycle.platform.cache import blob_index, find_known_layers, open_cache, previous_image
 from lifecycle.platform.defaults import ensure_builder
-from lifecycle.platform.targets import open_target
+from lifecycle.platform.targets import Target, open_target
 from lifecycle.platform.workspace import copy_app, write_platform_env
 
 __all__ = ["BuildOptions", "BuildReport", "Phases", "build"]
@@ -58,12 +69,18 @@ class BuildOptions:
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     project_buildpacks: tuple[Path, ...] = ()
+    cache: str | None = None  # --cache NAME: a directory cache other than the image's name
+    cache_image: str | None = None  # --cache-image REF
+    clear_cache: bool = False  # --clear-cache: restore no layers (RES-5), start the cache afresh
+    previous_image: str | None = None  # --previous-image REF
 
 
 @dataclass(frozen=True)
 class BuildReport:
     image: str
     digest: str
+    reused: tuple[str, ...] = ()  # layers taken from an existing blob: nothing compressed
+    added: tuple[str, ...] = ()  # layers compressed in this build
 
 
 @dataclass
@@ -73,6 +90,10 @@ class Phases:
     phase: Log
     output: Log
     info: Log
+    warn: Log | None = None
+
+    def warning(self, message: str) -> None:
+        (self.warn or (lambda text: self.info(f"Warning: {text}")))(message)
 
 
 def _env_int(image: Image, name: str, default: int) -> int:
@@ -108,20 +129,36 @@ def build(opts: BuildOptions, phases: Phases) -> BuildReport:
     ensure_builder(builder_name, store, phases.info)
     builder = load_builder(builder_name, home)
     run_name = opts.run_image or builder.run_images[0].image
-    context = _Context(
-        opts, phases, builder, store.image(builder.build_image), run_name, store.image(run_name), home
-    )
+    run_source = open_target(run_name, home=home)  # the local store, or a registry for host/repo names
+    run_image = run_source.store.image(run_source.name)
     target = open_target(opts.image, create=True, home=home)
+    cache = open_cache(
+        home,
+        target.display if target.kind != "store" else opts.image,
+        name=opts.cache,
+        cache_image=opts.cache_image,
+        run_image=run_image,
+        clear=opts.clear_cache,
+    )
+    context = _Context(
+        opts, phases, builder, store.image(builder.build_image), run_name, run_image, home, target, cache
+    )
     scratch_root = home / "tmp"
     scratch_root.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="build-", dir=scratch_root))
     try:
-        image = context.run(work)
+        image, exporter = context.run(work)
         digest = target.store.write(image, [target.name])
+        blob_index(home).record(exporter.writer.compressed)
+        phases.info(f"Saved {target.display}")
+        count = len(exporter.reused) + len(exporter.added)
+        phases.info(
+            f"Reused {len(exporter.reused)} of {count} layers, compressed {len(exporter.writer.compressed)}"
+        )
+        context.save_cache(exporter)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    phases.info(f"Saved {target.display}")
-    return BuildReport(target.display, digest)
+    return BuildReport(target.display, digest, tuple(exporter.reused), tuple(exporter.added))
 
 
 @dataclass
@@ -133,6 +170,9 @@ class _Context:
     run_name: str
     run_image: Image
     home: Path
+    target: Target
+    cache: LayerCache
+    group: tuple[BuildpackDescriptor, ...] = ()
 
     @property
     def user(self) -> tuple[int, int]:
@@ -164,12 +204,14 @@ class _Context:
         )
         return sources, (OrderGroup(group=entries),)
 
-    def run(self, work: Path) -> Image:
+    def run(self, work: Path) -> tuple[Image, Exporter]:
         opts, phases = self.opts, self.phases
         app, layers, platform = work / "app", work / "layers", work / "platform"
         copy_app(opts.path, app, opts.include, opts.exclude)
         layers.mkdir()
         write_platform_env(platform, opts.env)
+        phases.phase("ANALYZING")
+        analysis = self._analyze(layers)
         sources, order = self._sources(work)
         workspace = Workspace(app, layers, platform, {ref: s.path for ref, s in sources.items()})
         executor = BuildpackExecutor(
@@ -183,22 +225,73 @@ class _Context:
         group, plan = Detector(order, descriptors, executor, base_env, user_env, system).detect(layers)
         for bp in group:
             phases.info(f"{bp.buildpack.id} {bp.buildpack.version}")
+        self.group = tuple(group)
+        phases.phase("RESTORING")
+        self._restore(layers, analysis)
         phases.phase("BUILDING")
-        inputs = BuildInputs(tuple(group), plan, layers, base_env, user_env, self.builder.env)
+        inputs = BuildInputs(self.group, plan, layers, base_env, user_env, self.builder.env)
         metadata = BuildPhase(inputs, executor).build()
         phases.phase("EXPORTING")
-        return Exporter(self._export_inputs(work, group, metadata)).export()
+        exporter = Exporter(self._export_inputs(work, group, metadata, analysis))
+        return exporter.export(), exporter
+
+    def _analyze(self, layers: Path) -> Analysis:
+        """ANA-1, ANA-2: the previous image's label, and analyzed.toml."""
+        previous = previous_image(self.target, self.opts.previous_image, self.home, self.phases.warning)
+        analysis = analyze(previous.image, previous.reference, self.phases.warning)
+        reference = f"{repository_of(self.run_name)}@{self.run_image.digest}"
+        # Informational only: a label that TOML cannot express does not stop the build.
+        with contextlib.suppress(TypeError, ValueError, OSError):
+            write_analyzed_toml(layers / "analyzed.toml", analysis, self.run_image, reference, self.run_name)
+        return analysis
+
+    def _restore(self, layers: Path, analysis: Analysis) -> None:
+        inputs = RestoreInputs(
+            group=self.group,
+            layers_dir=layers,
+            previous=analysis.metadata,
+            cache=self.cache,
+            previous_image=analysis.image,
+            skip_layers=self.opts.clear_cache,
+            log=self.phases.info,
+            warn=self.phases.warning,
+        )
+        Restorer(inputs).restore()
+
+    def save_cache(self, exporter: Exporter) -> None:
+        """EXP-14: cache=true layers to the cache; every failure is a warning."""
+        uid, gid = self.user
+        cacher = Cacher(
+            self.group,
+            exporter.inputs.layers_dir,
+            exporter.writer,
+            uid,
+            gid,
+            self.phases.info,
+            self.phases.warning,
+        )
+        try:
+            cacher.cache(self.cache)
+        except OSError as exc:
+            self.phases.warning(f"failed to save {self.cache.name}: {exc}")
 
     def _mirrors(self) -> tuple[str, ...]:
         """The builder's mirrors of the chosen run image (ANA-3), for rebase to find it (REB-1)."""
         return next((r.mirrors for r in self.builder.run_images if r.image == self.run_name), ())
 
     def _export_inputs(
-        self, work: Path, group: list[BuildpackDescriptor], metadata: ConfigMetadata
+        self, work: Path, group: list[BuildpackDescriptor], metadata: ConfigMetadata, analysis: Analysis
     ) -> ExportInputs:
         layers = work / "layers"
         uid, gid = self.user
         created = _created(self.opts.creation_time)
+
+        @functools.cache
+        def previous_plan() -> LaunchPlan | None:
+            if analysis.image is None or analysis.metadata is None:
+                return None
+            return previous_launch_plan(analysis.image, analysis.metadata)
+
         return ExportInputs(
             run_image=self.run_image,
             run_image_name=self.run_name,
@@ -209,10 +302,14 @@ class _Context:
             layers_dir=layers,
             app_dir=work / "app",
             scratch=work / "blobs",
-            launch_files=lambda meta: launch_files(meta, layers, group),
+            launch_files=lambda meta: launch_files(meta, layers, group, previous_plan),
             uid=uid,
             gid=gid,
             process_type=self.opts.process_type,
+            previous_image=analysis.image,
+            previous_metadata=analysis.metadata,
+            find_layers=(find_known_layers(self.home, self.target),),
+            log=self.phases.info,
             **({"created": created} if created else {}),  # type: ignore[arg-type]
         )
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from lifecycle.backends.store import LocalStore
 from lifecycle.errors import ConfigError
+from lifecycle.platform.targets import registry_for
 
 __all__ = ["fleet_refs"]
 
@@ -25,4 +26,12 @@ def fleet_refs(
 
 
 def _registry_refs(registry: str) -> list[str]:
-    raise ConfigError("list registry images", f"{registry}: registry fleets are not available yet")
+    """Every tag of every repository of ``HOST[/PREFIX]``, as ``docker://`` references."""
+    host, _, prefix = registry.removeprefix("docker://").partition("/")
+    if not host:
+        raise ConfigError("list registry images", f"{registry!r} names no registry host (use HOST[/PREFIX])")
+    store = registry_for(host)
+    repositories = [
+        r for r in store.catalog() if not prefix or r == prefix or r.startswith(prefix.rstrip("/") + "/")
+    ]
+    return [f"docker://{host}/{tag}" for repository in repositories for tag in store.tags(repository)]

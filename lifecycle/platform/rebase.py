@@ -30,6 +30,7 @@ class RebaseOptions:
     base_image: str | None = None
     force: bool = False
     report: Path | None = None
+    publish: bool = False
 
 
 @dataclass(frozen=True)
@@ -45,8 +46,8 @@ def _layer_bytes_read(*targets: Target) -> int:
     return sum(s.layer_bytes_read for s in stats if isinstance(s, BlobStats))
 
 
-def _open_image(ref: str, action: str) -> tuple[Target, Image]:
-    target = open_target(ref)
+def _open_image(ref: str, action: str, publish: bool = False) -> tuple[Target, Image]:
+    target = open_target(ref, publish=publish)
     try:
         return target, target.store.image(target.name)
     except ImageNotFound as exc:
@@ -77,8 +78,8 @@ def find_run_image(app: Image) -> tuple[str, Target, Image]:
 
 
 def rebase(opts: RebaseOptions) -> RebaseReport:
-    target = open_target(opts.image)
-    source, app = _open_image(opts.previous_image or opts.image, "read app image")
+    target = open_target(opts.image, publish=opts.publish)
+    source, app = _open_image(opts.previous_image or opts.image, "read app image", opts.publish)
     if opts.base_image:
         base_target, base = _open_image(opts.base_image, "read base image")
         image = adopt(app, base, opts.base_image, force=opts.force)

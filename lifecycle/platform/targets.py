@@ -1,20 +1,34 @@
 """Image references -> the store that holds them (DESIGN.md "where images live").
 
-``myapp[:tag]`` is the local store; ``oci:PATH[:tag]`` an OCI layout directory
-(skopeo's transport syntax).
+- ``myapp[:tag]``: the local store;
+- ``oci:PATH[:tag]``: an OCI layout directory (skopeo's transport syntax);
+- ``docker://host/repo:tag``, or ``host/repo:tag`` with ``--publish``: a registry.
+
+For reads, a name whose first component is a registry host (``localhost:5000/run``,
+``registry.example.com/app``) that the local store does not hold is read from that
+registry, so run images and previous images may live in a registry. One store object
+is kept per registry host, so connections, tokens and byte counters are shared.
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from lifecycle.backends.base import ImageStore, normalize_tag
 from lifecycle.backends.layout import Layout
+from lifecycle.backends.registry import Progress, RegistryStore, parse_reference
+from lifecycle.backends.registry.reference import is_host
 from lifecycle.backends.store import LocalStore
 from lifecycle.errors import ConfigError
 
-__all__ = ["Target", "open_target"]
+__all__ = ["Target", "open_target", "registry_for", "set_registry_progress"]
+
+_DOCKER = "docker://"
+_registries: dict[str, RegistryStore] = {}
+_lock = threading.Lock()
+_progress: list[Progress | None] = [None]
 
 
 @dataclass(frozen=True)
@@ -27,13 +41,41 @@ class Target:
     kind: str
 
 
-def open_target(ref: str, *, create: bool = False, home: Path | None = None) -> Target:
+def set_registry_progress(progress: Progress | None) -> None:
+    """Upload progress for registries opened from now on (the CLI's progress bars)."""
+    _progress[0] = progress
+
+
+def registry_for(host: str) -> RegistryStore:
+    with _lock:
+        if host not in _registries:
+            _registries[host] = RegistryStore(host, progress=_progress[0])
+        return _registries[host]
+
+
+def open_target(ref: str, *, create: bool = False, home: Path | None = None, publish: bool = False) -> Target:
     """Resolve ``ref`` to a backend; ``create`` makes a missing OCI layout directory."""
     if not ref:
         raise ConfigError("parse image reference", "the image name is empty")
     if ref.startswith("oci:"):
         return _layout_target(ref, create)
-    return Target(LocalStore(home), normalize_tag(ref), normalize_tag(ref), "store")
+    if ref.startswith(_DOCKER) or publish:
+        return _registry_target(ref)
+    store = LocalStore(home)
+    name = normalize_tag(ref)
+    if not create and _is_registry_name(ref) and store.resolve(name) is None:
+        return _registry_target(ref)
+    return Target(store, name, name, "store")
+
+
+def _is_registry_name(ref: str) -> bool:
+    first, slash, _ = ref.partition("/")
+    return bool(slash) and is_host(first)
+
+
+def _registry_target(ref: str) -> Target:
+    parsed = parse_reference(ref)
+    return Target(registry_for(parsed.host), str(parsed), str(parsed), "registry")
 
 
 def _layout_target(ref: str, create: bool) -> Target:

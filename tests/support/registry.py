@@ -3,6 +3,8 @@
 Its access log (combined log format, written to the process's stdout) is kept in a file, so a test
 can assert which requests a client made: take ``mark = registry.log_mark()``, act, then read
 ``registry.access_log(since=mark)``. Variants add htpasswd basic auth or TLS from a throwaway CA.
+``registry.stop()`` / ``registry.start()`` take it down and bring it back on the same port and data
+(fault tests; use a registry of your own from ``registry_factory`` for that, not the shared one).
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ import re
 import secrets
 import shutil
 import ssl
+import subprocess
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
@@ -67,6 +70,17 @@ class Registry:
     log_path: Path
     credentials: Credentials | None = None
     ca_path: Path | None = None
+    process: _Process | None = field(default=None, compare=False, repr=False)
+
+    def stop(self) -> None:
+        """Stop the registry process (fault tests); `start` brings it back on the same port and data."""
+        assert self.process is not None, "this Registry was not started by running_registry"
+        self.process.stop()
+
+    def start(self) -> None:
+        assert self.process is not None, "this Registry was not started by running_registry"
+        self.process.restart(int(self.host.rsplit(":", 1)[1]))
+        self.process.wait_ready(self._answers, "docker-registry /v2/ after a restart")
 
     @property
     def cert_dir(self) -> Path | None:
@@ -144,26 +158,55 @@ def running_registry(*, auth: bool = False, tls: bool = False) -> Iterator[Regis
         shutil.rmtree(root)
 
 
+class _Process:
+    """The registry's process; restartable on the port it first bound, with the same config and data."""
+
+    def __init__(self, binary: str, root: Path) -> None:
+        self.binary, self.root = binary, root
+        self.access_log, self.log = root / "access.log", root / "registry.log"
+        # REGISTRY_* variables override the config file (REGISTRY_AUTH_FILE, set for skopeo, would add
+        # an auth provider), so the registry gets none of ours.
+        self.env = {name: value for name, value in os.environ.items() if not name.startswith("REGISTRY_")}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def launch(self) -> None:
+        argv = [self.binary, "serve", os.fspath(self.root / "config.yml")]
+        self.proc = start(argv, stdout=self.access_log, stderr=self.log, env=self.env)
+        (self.root / "registry.pid").write_text(str(self.proc.pid))
+
+    def restart(self, port: int) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            return
+        config = json.loads((self.root / "config.yml").read_text())
+        config["http"]["addr"] = f"127.0.0.1:{port}"
+        (self.root / "config.yml").write_text(json.dumps(config, indent=2))
+        self.launch()
+
+    def wait_ready(self, ready: Callable[[], bool], what: str) -> None:
+        assert self.proc is not None
+        wait_until_ready(self.proc, ready, what=what, log=self.log)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop(self.proc)
+
+
 @contextmanager
 def _serving(
     binary: str, root: Path, credentials: Credentials | None, ca_path: Path | None
 ) -> Iterator[Registry]:
-    access_log, log = root / "access.log", root / "registry.log"
-    # REGISTRY_* variables override the config file (REGISTRY_AUTH_FILE, set for skopeo, would add
-    # an auth provider), so the registry gets none of ours.
-    env = {name: value for name, value in os.environ.items() if not name.startswith("REGISTRY_")}
-    proc = start([binary, "serve", os.fspath(root / "config.yml")], stdout=access_log, stderr=log, env=env)
+    process = _Process(binary, root)
+    process.launch()
     try:
-        (root / "registry.pid").write_text(str(proc.pid))
         # Port 0: the registry binds a free port itself and logs it, so no two runs race for one.
-        wait_until_ready(proc, lambda: _listening_port(log) is not None, what="docker-registry", log=log)
-        host = f"127.0.0.1:{_listening_port(log)}"
+        process.wait_ready(lambda: _listening_port(process.log) is not None, "docker-registry")
+        host = f"127.0.0.1:{_listening_port(process.log)}"
         scheme = "http" if ca_path is None else "https"
-        registry = Registry(host, f"{scheme}://{host}", access_log, credentials, ca_path)
-        wait_until_ready(proc, registry._answers, what="docker-registry /v2/", log=log)
+        registry = Registry(host, f"{scheme}://{host}", process.access_log, credentials, ca_path, process)
+        process.wait_ready(registry._answers, "docker-registry /v2/")
         yield registry
     finally:
-        stop(proc)
+        process.stop()
 
 
 def _listening_port(log: Path) -> int | None:
