@@ -51,7 +51,7 @@ def _creation_time(value: str | None) -> int | None:
 @click.option(
     "--executor",
     default="bwrap",
-    type=click.Choice(["bwrap", "host"]),
+    type=click.Choice(["bwrap", "docker", "host"]),
     show_default=True,
     help="Where buildpacks run.",
 )
@@ -71,6 +71,7 @@ def _creation_time(value: str | None) -> int | None:
 @click.option(
     "--publish", is_flag=True, help="Write IMAGE to its registry (host/repo:tag) instead of the store."
 )
+@click.option("--daemon", is_flag=True, help="Write IMAGE into the Docker daemon (DOCKER_HOST).")
 @click.pass_obj
 def build(
     log: Logger,
@@ -92,6 +93,7 @@ def build(
     clear_cache: bool,
     previous_image: str | None,
     publish: bool,
+    daemon: bool,
 ) -> None:
     """Build IMAGE from source with buildpacks."""
     from lifecycle.platform.build import BuildOptions, Phases
@@ -103,8 +105,12 @@ def build(
     for file in env_file:
         values.update(read_env_file(file, os.environ))
     values.update(dict(parse_env_assignment(e, os.environ) for e in env))
+    if publish and daemon:
+        raise click.UsageError("--publish and --daemon exclude each other")
     if publish and not image.startswith("docker://"):
         image = "docker://" + image
+    if daemon and not image.startswith("docker-daemon:"):
+        image = "docker-daemon:" + image
     options = BuildOptions(
         image=image,
         path=path,

@@ -22,6 +22,7 @@ __all__ = ["rebase"]
 @click.option("--force", is_flag=True, help="Rebase even if a safety check fails.")
 @click.option("--report", type=click.Path(path_type=Path), help="Write report.toml here.")
 @click.option("--publish", is_flag=True, help="IMAGE is in a registry (host/repo:tag): rebase it there.")
+@click.option("--daemon", is_flag=True, help="IMAGE is in the Docker daemon: rebase it there.")
 @click.pass_obj
 def rebase(
     log: Logger,
@@ -32,12 +33,15 @@ def rebase(
     force: bool,
     report: Path | None,
     publish: bool,
+    daemon: bool,
 ) -> None:
     """Swap the run image under IMAGE, keeping every app layer."""
     from lifecycle.platform.rebase import RebaseOptions
     from lifecycle.platform.rebase import rebase as run_rebase
 
     started = time.monotonic()
+    if daemon and not image.startswith("docker-daemon:"):
+        image = "docker-daemon:" + image
     options = RebaseOptions(image, run_image, previous_image, base_image, force, report, publish)
     done = run_rebase(options)
     elapsed = (time.monotonic() - started) * 1000

@@ -25,8 +25,9 @@ from lifecycle.cnb.buildpack import BuildpackDescriptor, load_buildpack_toml
 from lifecycle.cnb.layers import ConfigMetadata
 from lifecycle.cnb.order import OrderEntry, OrderGroup
 from lifecycle.env import filter_platform_env, read_user_env
-from lifecycle.errors import ConfigError
+from lifecycle.errors import ConfigError, ExitCode
 from lifecycle.execution.bwrap import HOST_CA_BUNDLE, BwrapRunner
+from lifecycle.execution.docker import DockerRunner
 from lifecycle.execution.executor import BuildpackExecutor, TargetInfo
 from lifecycle.execution.host import HostRunner
 from lifecycle.execution.rootfs import rootfs_cache
@@ -45,7 +46,7 @@ from lifecycle.phases.restore import RestoreInputs, Restorer
 from lifecycle.platform.builders import DEFAULT_BUILDER, Builder, BuildpackSource, load_builder
 from lifecycle.platform.cache import blob_index, find_known_layers, open_cache, previous_image
 from lifecycle.platform.defaults import ensure_builder
-from lifecycle.platform.targets import Target, open_target
+from lifecycle.platform.targets import Target, daemon_store, open_target
 from lifecycle.platform.workspace import copy_app, write_platform_env
 
 __all__ = ["BuildOptions", "BuildReport", "Phases", "build"]
@@ -122,6 +123,18 @@ def _extra_buildpacks(refs: tuple[str, ...], scratch: Path) -> list[BuildpackSou
     return sources
 
 
+def _check_platform(build_image: Image, run_image: Image, run_name: str) -> None:
+    """The app runs what the build image built: their os and architecture must agree (ANA-4)."""
+    b, r = build_image.config, run_image.config
+    if (b.os, b.architecture) != (r.os, r.architecture):
+        raise ConfigError(
+            "choose run image",
+            f"{run_name} is {r.os}/{r.architecture} but the build image is {b.os}/{b.architecture} "
+            "(use a run image for the same platform)",
+            exit_code=ExitCode.ANALYZE,
+        )
+
+
 def build(opts: BuildOptions, phases: Phases) -> BuildReport:
     home = pybuild_home()
     store = LocalStore(home)
@@ -131,6 +144,7 @@ def build(opts: BuildOptions, phases: Phases) -> BuildReport:
     run_name = opts.run_image or builder.run_images[0].image
     run_source = open_target(run_name, home=home)  # the local store, or a registry for host/repo names
     run_image = run_source.store.image(run_source.name)
+    _check_platform(store.image(builder.build_image), run_image, run_name)
     target = open_target(opts.image, create=True, home=home)
     cache = open_cache(
         home,
@@ -187,7 +201,14 @@ class _Context:
             rootfs = rootfs_cache(self.build_image, self.home / "cache" / "rootfs")
             ca = HOST_CA_BUNDLE if self.opts.ca_bundle else None
             return BwrapRunner(rootfs, *self.user, network=self.opts.network, ca_bundle=ca)
-        raise ConfigError("choose executor", f"{self.opts.executor!r} is not an executor (use bwrap or host)")
+        if self.opts.executor == "docker":
+            ca = HOST_CA_BUNDLE if self.opts.ca_bundle else None
+            return DockerRunner(
+                daemon_store(), self.build_image, *self.user, network=self.opts.network, ca_bundle=ca
+            )
+        raise ConfigError(
+            "choose executor", f"{self.opts.executor!r} is not an executor (use bwrap, docker or host)"
+        )
 
     def _sources(self, work: Path) -> tuple[dict[str, BuildpackSource], tuple[OrderGroup, ...]]:
         opts = self.opts

@@ -2,7 +2,8 @@
 
 - ``myapp[:tag]``: the local store;
 - ``oci:PATH[:tag]``: an OCI layout directory (skopeo's transport syntax);
-- ``docker://host/repo:tag``, or ``host/repo:tag`` with ``--publish``: a registry.
+- ``docker://host/repo:tag``, or ``host/repo:tag`` with ``--publish``: a registry;
+- ``docker-daemon:name:tag``, or a name with ``--daemon``: the Docker daemon.
 
 For reads, a name whose first component is a registry host (``localhost:5000/run``,
 ``registry.example.com/app``) that the local store does not hold is read from that
@@ -17,15 +18,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lifecycle.backends.base import ImageStore, normalize_tag
+from lifecycle.backends.daemon import DaemonStore
 from lifecycle.backends.layout import Layout
 from lifecycle.backends.registry import Progress, RegistryStore, parse_reference
 from lifecycle.backends.registry.reference import is_host
 from lifecycle.backends.store import LocalStore
 from lifecycle.errors import ConfigError
 
-__all__ = ["Target", "open_target", "registry_for", "set_registry_progress"]
+__all__ = ["Target", "daemon_store", "open_target", "registry_for", "set_registry_progress"]
 
 _DOCKER = "docker://"
+_DAEMON = "docker-daemon:"
+_daemon: list[DaemonStore] = []
 _registries: dict[str, RegistryStore] = {}
 _lock = threading.Lock()
 _progress: list[Progress | None] = [None]
@@ -53,12 +57,25 @@ def registry_for(host: str) -> RegistryStore:
         return _registries[host]
 
 
-def open_target(ref: str, *, create: bool = False, home: Path | None = None, publish: bool = False) -> Target:
+def daemon_store() -> DaemonStore:
+    """The Docker daemon of DOCKER_HOST / the docker context, one per process."""
+    with _lock:
+        if not _daemon:
+            _daemon.append(DaemonStore())
+        return _daemon[0]
+
+
+def open_target(
+    ref: str, *, create: bool = False, home: Path | None = None, publish: bool = False, daemon: bool = False
+) -> Target:
     """Resolve ``ref`` to a backend; ``create`` makes a missing OCI layout directory."""
     if not ref:
         raise ConfigError("parse image reference", "the image name is empty")
     if ref.startswith("oci:"):
         return _layout_target(ref, create)
+    if ref.startswith(_DAEMON) or daemon:
+        name = normalize_tag(ref.removeprefix(_DAEMON))
+        return Target(daemon_store(), name, f"{_DAEMON}{name}", "daemon")
     if ref.startswith(_DOCKER) or publish:
         return _registry_target(ref)
     store = LocalStore(home)

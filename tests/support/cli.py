@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,9 +11,17 @@ ROOT = Path(__file__).resolve().parents[2]
 TINY_BUILDER = "pybuild/builder:tiny"
 
 
-def pybuild(*args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+def pybuild(
+    *args: str, check: bool = True, timeout: float = 600, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the CLI; ``env`` adds to this process's environment."""
     proc = subprocess.run(
-        [sys.executable, "-m", "lifecycle", *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT
+        [sys.executable, "-m", "lifecycle", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
     )
     if check and proc.returncode != 0:
         raise AssertionError(
