@@ -44,8 +44,9 @@ BUILD_IMAGE = "pybuild/build:bookworm"
 RUN_IMAGE = "pybuild/run:bookworm"
 HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
 
-# The same steps the default builder's python buildpack takes, as a Dockerfile: a venv in /layers
-# with pip's settings of the buildpack, then the venv and the app over the run image.
+# The same steps the default builder's python buildpack (buildpacks/python/bin/build) takes, as a
+# Dockerfile: a venv in /layers with the buildpack's pip settings, then the venv and the app over
+# the run image. Keep it in step with the buildpack.
 DOCKERFILE = """\
 FROM pybuild/build:bookworm AS build
 USER root
@@ -54,8 +55,9 @@ COPY host-ca.crt /etc/ssl/certs/ca-certificates.crt
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PIP_NO_INPUT=1 PIP_PROGRESS_BAR=off \\
     SOURCE_DATE_EPOCH=315532801
 COPY app/requirements.txt /workspace/requirements.txt
-RUN python3 -m venv /layers/venv \\
- && /layers/venv/bin/python -m pip install -r /workspace/requirements.txt
+# as the buildpack does with pip >= 22.3: a venv without pip, filled by the image's own pip
+RUN python3 -m venv --without-pip /layers/venv \\
+ && python3 -m pip --python /layers/venv/bin/python install -r /workspace/requirements.txt
 
 FROM pybuild/run:bookworm
 COPY --from=build /layers/venv /layers/venv

@@ -136,12 +136,13 @@ class Exporter:
         ins = self.inputs
         default_type = self._entrypoint_type()
         launch_layers = self._launch()
+        files = ins.launch_files(ins.metadata)
         with ThreadPoolExecutor(self.workers) as pool:
             launch_jobs = [(layer, pool.submit(self._launch_layer, layer)) for layer in launch_layers]
             sbom_job = pool.submit(self._sbom_layer) if self._has_sbom() else None
             app_jobs = [pool.submit(self._app_layer, n, files) for n, files in enumerate(self._slices())]
-            launcher = pool.submit(self._file_layer, LAUNCHER_PATH, ins.launch_files(ins.metadata).launcher)
-            config = pool.submit(self._config_layer)
+            launcher = pool.submit(self._file_layer, LAUNCHER_PATH, files.launcher)
+            config = pool.submit(self._config_layer, files)
             processes = pool.submit(self._process_layer)
             stack = _Stack()
             bp_labels = self._buildpack_labels([(layer, job.result()) for layer, job in launch_jobs], stack)
@@ -261,9 +262,8 @@ class Exporter:
 
         return self._write(f"{LIFECYCLE_ID}:launcher", fill)
 
-    def _config_layer(self) -> WrittenLayer:
+    def _config_layer(self, files: LaunchFiles) -> WrittenLayer:
         ins = self.inputs
-        files = ins.launch_files(ins.metadata)
         metadata = (ins.layers_dir / "config" / "metadata.toml").read_bytes()
 
         def fill(tar: LayerTar) -> None:

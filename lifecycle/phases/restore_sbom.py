@@ -30,6 +30,7 @@ def restore_sboms(
         return
     staging = layers_dir / "sbom"
     try:
+        staging.mkdir(exist_ok=True)
         for kind, unpack in sorted(sources.items()):
             unpack(staging / kind)
         for buildpack, name in layers:
