@@ -79,3 +79,12 @@ def test_buildpacks_see_the_host_ca_bundle_unless_told_not_to(bookworm_home: Pat
     ).stdout
     assert f"ca-bundle: {host}" in shared
     assert "ca-bundle: " in withheld and f"ca-bundle: {host}" not in withheld
+
+
+def test_this_repository_builds_into_the_autoupdate_image(bookworm_home: Path) -> None:
+    """deploy/: pybuild builds itself with its default builder; the image runs pybuild."""
+    pybuild("build", "pybuild-self", "--path", ".", timeout=1500)
+    info = pybuild("inspect", "pybuild-self", "-o", "json").stdout
+    assert '"autoupdate"' in info
+    out = pybuild("run", "pybuild-self", "--process", "pybuild").stdout
+    assert "autoupdate" in out and "rebase" in out
