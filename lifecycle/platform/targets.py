@@ -16,14 +16,17 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lifecycle.backends.base import ImageStore, normalize_tag
-from lifecycle.backends.daemon import DaemonStore
 from lifecycle.backends.layout import Layout
-from lifecycle.backends.registry import Progress, RegistryStore, parse_reference
-from lifecycle.backends.registry.reference import is_host
+from lifecycle.backends.registry.reference import is_host, parse_reference
 from lifecycle.backends.store import LocalStore
 from lifecycle.errors import ConfigError
+
+if TYPE_CHECKING:  # the registry and daemon clients load only when a command uses them
+    from lifecycle.backends.daemon import DaemonStore
+    from lifecycle.backends.registry import Progress, RegistryStore
 
 __all__ = ["Target", "daemon_store", "open_target", "registry_for", "set_registry_progress"]
 
@@ -51,6 +54,8 @@ def set_registry_progress(progress: Progress | None) -> None:
 
 
 def registry_for(host: str) -> RegistryStore:
+    from lifecycle.backends.registry import RegistryStore
+
     with _lock:
         if host not in _registries:
             _registries[host] = RegistryStore(host, progress=_progress[0])
@@ -59,6 +64,8 @@ def registry_for(host: str) -> RegistryStore:
 
 def daemon_store() -> DaemonStore:
     """The Docker daemon of DOCKER_HOST / the docker context, one per process."""
+    from lifecycle.backends.daemon import DaemonStore
+
     with _lock:
         if not _daemon:
             _daemon.append(DaemonStore())
