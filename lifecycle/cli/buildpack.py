@@ -1,9 +1,11 @@
-"""``pybuild buildpack``: new (a working skeleton), test (the host inner loop), validate."""
+"""``pybuild buildpack``: new (a working skeleton), test (the host inner loop), validate,
+package (a buildpackage image or .cnb file) and inspect (what a buildpack reference resolves to)."""
 
 from __future__ import annotations
 
 import json
 import os
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,6 +18,7 @@ from lifecycle.env import EnvOperation, parse_env_assignment, read_env_file
 
 if TYPE_CHECKING:
     from lifecycle.platform.authoring_run import TrialReport
+    from lifecycle.platform.builders import BuildpackSource
 
 __all__ = ["buildpack"]
 
@@ -145,6 +148,100 @@ def buildpack_validate(log: Logger, directory: Path) -> None:
     descriptor = check_buildpack(directory)
     kind = "composite buildpack" if descriptor.is_composite else "buildpack"
     log.result(f"{descriptor.ref}: valid {kind} (buildpack API {descriptor.api})")
+
+
+@buildpack.command(name="package")
+@click.argument("name", metavar="NAME")
+@click.option(
+    "--config",
+    "-c",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default="package.toml",
+    show_default=True,
+    help="package.toml in pack's format: [buildpack] uri, [[dependencies]] uri or image, [platform] os.",
+)
+@click.option(
+    "--format",
+    "-f",
+    "package_format",
+    type=click.Choice(["image", "file"]),
+    help="image: NAME is an image reference (local store, oci:DIR[:tag], registry with --publish); "
+    "file: NAME is a .cnb file to write. Default: file when NAME ends in .cnb, else image.",
+)
+@click.option("--publish", is_flag=True, help="Push the image to the registry NAME names.")
+@click.pass_obj
+def buildpack_package(
+    log: Logger, name: str, config: Path, package_format: str | None, publish: bool
+) -> None:
+    """Package a buildpack and its dependencies as buildpackage NAME (Distribution spec).
+
+    One layer per buildpack at /cnb/buildpacks/<id>/<version>; the same inputs give the same digest.
+    """
+    from lifecycle.cli.progress import UploadBars
+    from lifecycle.platform.buildpackage import check_output, package_buildpack, write_buildpackage
+    from lifecycle.platform.targets import set_registry_progress
+
+    as_file = package_format == "file" or (package_format is None and name.endswith(".cnb"))
+    check_output(as_file=as_file, publish=publish)
+    with tempfile.TemporaryDirectory(prefix="pybuild-package-") as scratch:
+        image = package_buildpack(config, scratch=Path(scratch))
+        with UploadBars(enabled=publish and log.level >= 1) as bars:
+            set_registry_progress(bars if publish else None)
+            where = write_buildpackage(image, name, as_file=as_file, publish=publish)
+    log.info(f"Successfully created buildpackage {where} ({len(image.layers)} buildpacks)")
+    log.result(image.digest)
+
+
+@buildpack.command(name="inspect")
+@click.argument("reference", metavar="REF")
+@click.option("--builder", "-B", help="Builder whose buildpacks ID[@VERSION] and urn:cnb:builder: name.")
+@click.option(
+    "--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True, help="Format."
+)
+@click.pass_obj
+def buildpack_inspect(log: Logger, reference: str, builder: str | None, output: str) -> None:
+    """Show the buildpacks REF resolves to: a directory, .tgz, .cnb, image or ID@VERSION of a builder.
+
+    The named buildpack comes first, then those that come with it (a package's dependencies).
+    """
+    from lifecycle.platform.bpref import resolve_buildpack
+    from lifecycle.platform.builders import load_builder
+
+    known = load_builder(builder).buildpacks if builder else None
+    with tempfile.TemporaryDirectory(prefix="pybuild-inspect-") as scratch:
+        sources = resolve_buildpack(
+            reference, base=Path.cwd(), scratch=Path(scratch), builder_buildpacks=known
+        )
+    if output == "json":
+        log.result(json.dumps([_source_json(s) for s in sources], indent=2))
+        return
+    for line in (line for source in sources for line in _source_lines(source)):
+        log.result(line)
+
+
+def _source_json(source: BuildpackSource) -> dict[str, object]:
+    descriptor = source.descriptor
+    return {
+        "id": descriptor.buildpack.id,
+        "version": descriptor.buildpack.version,
+        "name": descriptor.buildpack.name,
+        "api": str(descriptor.api),
+        "homepage": descriptor.buildpack.homepage,
+        "path": str(source.path),
+        "order": [[entry.ref for entry in group.group] for group in descriptor.order],
+    }
+
+
+def _source_lines(source: BuildpackSource) -> list[str]:
+    descriptor = source.descriptor
+    kind = "composite, " if descriptor.is_composite else ""
+    name = f"  {descriptor.buildpack.name}" if descriptor.buildpack.name else ""
+    lines = [f"{descriptor.ref}  ({kind}buildpack API {descriptor.api}){name}", f"  path: {source.path}"]
+    for number, group in enumerate(descriptor.order, start=1):
+        optional = {entry.ref for entry in group.group if entry.optional}
+        refs = [f"{ref} (optional)" if ref in optional else ref for ref in (e.ref for e in group.group)]
+        lines.append(f"  group {number}: {', '.join(refs)}")
+    return lines
 
 
 def _ignore(_: str) -> None:

@@ -2,7 +2,7 @@
 
 The extracted rootfs is mounted read-only as ``/``; the app, layers and
 platform dirs are bound at ``/workspace``, ``/layers`` and ``/platform``, each
-buildpack read-only at ``/cnb/buildpacks/<id>/<version>``. The process runs as
+buildpack read-only at ``/cnb/buildpacks/<escaped id>/<version>``. The process runs as
 the build image's ``CNB_USER_ID:CNB_GROUP_ID`` in fresh namespaces, sharing the
 network unless told not to (DESIGN.md "how buildpacks run").
 
@@ -23,7 +23,7 @@ from pathlib import Path
 from lifecycle.errors import PybuildError
 from lifecycle.execution.process import stream_process
 from lifecycle.execution.rootfs import MOUNT_FILES
-from lifecycle.execution.runner import OutputSink, ProcessRequest, SandboxPaths, Workspace
+from lifecycle.execution.runner import OutputSink, ProcessRequest, SandboxPaths, Workspace, buildpack_path
 
 __all__ = ["HOST_CA_BUNDLE", "BwrapRunner"]
 
@@ -44,7 +44,7 @@ class BwrapRunner:
             app="/workspace",
             layers="/layers",
             platform="/platform",
-            buildpacks={key: "/cnb/buildpacks/" + key.replace("@", "/", 1) for key in workspace.buildpacks},
+            buildpacks={key: buildpack_path(key) for key in workspace.buildpacks},
         )
 
     def run(self, request: ProcessRequest, workspace: Workspace, output: OutputSink) -> int:
@@ -62,7 +62,7 @@ class BwrapRunner:
         args += ["--bind", str(workspace.app), "/workspace", "--bind", str(workspace.layers), "/layers"]
         args += ["--ro-bind", str(workspace.platform), "/platform", "--tmpfs", "/cnb/buildpacks"]
         for key, host_dir in sorted(workspace.buildpacks.items()):
-            args += ["--ro-bind", str(host_dir), "/cnb/buildpacks/" + key.replace("@", "/", 1)]
+            args += ["--ro-bind", str(host_dir), buildpack_path(key)]
         if self.ca_bundle and self.ca_bundle.is_file() and (self.rootfs / "etc/ssl/certs").is_dir():
             args += ["--ro-bind", str(self.ca_bundle), _CA_IN_IMAGE]
         return args

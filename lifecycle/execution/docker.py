@@ -4,7 +4,7 @@ The same sandbox as the bwrap runner (DESIGN.md "how buildpacks run"): the
 build image's filesystem read-only as ``/`` with a tmpfs ``/tmp``; the app,
 layers and platform dirs bound at ``/workspace``, ``/layers`` (both writable)
 and ``/platform`` (read-only); each buildpack read-only at
-``/cnb/buildpacks/<id>/<version>``; the host CA bundle over
+``/cnb/buildpacks/<escaped id>/<version>``; the host CA bundle over
 ``/etc/ssl/certs/ca-certificates.crt`` when the image has ``/etc/ssl/certs``;
 user ``CNB_USER_ID:CNB_GROUP_ID``; ``--network host`` (the default, which
 also gives the host's name resolution) or ``none``; an init process as PID 1
@@ -50,7 +50,7 @@ from docker.types import Mount
 from lifecycle.backends.daemon import DaemonStore, is_local_host
 from lifecycle.errors import PybuildError
 from lifecycle.execution.bwrap import HOST_CA_BUNDLE
-from lifecycle.execution.runner import OutputSink, ProcessRequest, SandboxPaths, Workspace
+from lifecycle.execution.runner import OutputSink, ProcessRequest, SandboxPaths, Workspace, buildpack_path
 from lifecycle.oci.image import Image
 
 __all__ = ["DockerRunner", "hand_over"]
@@ -163,8 +163,8 @@ class DockerRunner:
 
 
 def _buildpack_dir(key: str) -> str:
-    """``id@version`` -> ``/cnb/buildpacks/<id>/<version>`` (an id may contain ``/``)."""
-    return "/cnb/buildpacks/" + key.replace("@", "/", 1)
+    """``id@version`` -> ``/cnb/buildpacks/<escaped id>/<version>`` (an id may contain ``/``)."""
+    return buildpack_path(key)
 
 
 def _bind(source: Path, target: str, *, read_only: bool = False) -> Mount:

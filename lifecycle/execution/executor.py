@@ -1,7 +1,7 @@
 """The CNB buildpack protocol over a Runner: argv, ``CNB_*`` env, plan files, results.
 
 Only in-sandbox paths reach a buildpack (``/workspace``, ``/layers``,
-``/platform``, ``/cnb/buildpacks/<id>/<version>`` under bwrap); the host side of
+``/platform``, ``/cnb/buildpacks/<escaped id>/<version>`` under bwrap); the host side of
 each file is known here so results can be read back (DET-4, DET-5, BLD-1, §4).
 """
 

@@ -1,9 +1,14 @@
 """Image root filesystems, extracted once per layer chain and cached.
 
-Layers are applied in order with OCI whiteouts; entries that would land
-outside the target (``..``, absolute links) are refused by tarfile's ``tar``
-filter, and device nodes are skipped. The finished tree appears under its
-final name in one rename, so a killed extraction is never used.
+Layers are applied in order with OCI whiteouts, as a container runtime applies
+them inside a chroot: a symlink met on the way to an entry is followed *inside*
+the root filesystem (an absolute target starts at its root, ``..`` stops there),
+so no entry, hard link, whiteout or mount point ever reaches a path outside it.
+Names with ``..`` are refused, device nodes are skipped, setuid and setgid bits
+are dropped (nothing runs setuid under bubblewrap's no_new_privs, and such files
+would be a hazard on the host), and every layer must hash to its diffID, since
+the cache is keyed by diffIDs. The finished tree appears under its final name
+in one rename, so a killed extraction is never used.
 """
 
 from __future__ import annotations
@@ -11,13 +16,15 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import stat
 import subprocess
 import tarfile
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import BinaryIO
 
-from lifecycle.errors import ImageError
+from lifecycle.errors import DigestMismatch, ImageError
 from lifecycle.oci.image import Image
 from lifecycle.oci.layer import Layer
 
@@ -29,6 +36,11 @@ MOUNT_POINTS = ("workspace", "layers", "platform", "cnb/buildpacks", "tmp", "pro
 MOUNT_FILES = ("etc/resolv.conf", "etc/hosts")
 _WHITEOUT = ".wh."
 _OPAQUE = ".wh..wh..opq"
+_MAX_LINKS = 40  # symlinks followed resolving one path, as the kernel's ELOOP limit
+_MAX_HEADER = 1 << 20  # a PAX or GNU long-name header is read into memory whole
+_EXTENDED = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK)
+_KEPT_MODE = ~(stat.S_ISUID | stat.S_ISGID)
+_CHUNK = 1 << 20
 
 
 def chain_id(layers: Sequence[Layer]) -> str:
@@ -80,63 +92,205 @@ def _link_copy(source: Path, dest: Path) -> None:
 def extract_rootfs(layers: Sequence[Layer] | Image, dest: Path) -> None:
     """Apply ``layers`` (or an image's layers) in order onto ``dest``, then add mount points."""
     handles = layers.layers if isinstance(layers, Image) else layers
+    dest.mkdir(parents=True, exist_ok=True)
     for index, layer in enumerate(handles):
+        action = f"extract layer {index} ({layer.digest[:19]})"
         try:
             _apply_layer(layer, dest)
-        except (tarfile.TarError, OSError) as exc:
-            raise ImageError(f"extract layer {index} ({layer.digest[:19]})", str(exc)) from exc
+        except DigestMismatch as exc:
+            raise DigestMismatch(action, exc.cause) from exc
+        except ImageError as exc:
+            raise ImageError(action, exc.cause) from exc
+        except (tarfile.TarError, OSError, EOFError) as exc:
+            raise ImageError(action, str(exc)) from exc
+    try:
+        _add_mount_points(dest)
+    except OSError as exc:
+        raise ImageError("add mount points", str(exc)) from exc
+
+
+def _add_mount_points(dest: Path) -> None:
     for mount_point in MOUNT_POINTS:
-        (dest / mount_point).mkdir(parents=True, exist_ok=True)
+        _inside(dest, mount_point.split("/"), create=True)
     for mount_file in MOUNT_FILES:
-        path = dest / mount_file
+        parent, _, name = mount_file.rpartition("/")
+        path = _inside(dest, parent.split("/"), create=True) / name
         if path.is_symlink():
             path.unlink()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch()
+        if not path.exists():
+            os.close(
+                os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+            )
+
+
+class _Hashed:
+    """The layer stream for tarfile, hashed on the way (the diffID)."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+        self._hash = hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._stream.read(size)
+        self._hash.update(data)
+        return data
+
+    def diff_id(self) -> str:
+        """Read what tarfile left (end blocks, padding), then the digest of everything."""
+        while chunk := self._stream.read(_CHUNK):
+            self._hash.update(chunk)
+        return "sha256:" + self._hash.hexdigest()
+
+
+class _BoundedTarInfo(tarfile.TarInfo):
+    """tarfile reads an extended header into memory whole: refuse one that claims a huge size."""
+
+    def _proc_member(self, archive: tarfile.TarFile) -> tarfile.TarInfo:
+        if self.type in _EXTENDED and self.size > _MAX_HEADER:
+            raise tarfile.ReadError(f"an extended header claims {self.size} bytes (limit {_MAX_HEADER})")
+        return super()._proc_member(archive)  # type: ignore[misc, no-any-return]
 
 
 def _apply_layer(layer: Layer, dest: Path) -> None:
-    with layer.uncompressed() as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
-        for member in tar:
-            name = member.name.lstrip("/").removeprefix("./")
-            base = os.path.basename(name)
-            if base.startswith(_WHITEOUT):
-                _whiteout(dest, os.path.dirname(name), base)
-            elif member.isdev():
-                continue
-            else:
-                _replace_existing(dest / name, member)
-                tar.extract(member, dest, filter=_keep_owner)
+    with layer.uncompressed() as stream:
+        hashed = _Hashed(stream)
+        with tarfile.open(fileobj=hashed, mode="r|", tarinfo=_BoundedTarInfo) as tar:  # type: ignore[call-overload]
+            while (member := tar.next()) is not None:
+                tar.members.clear()  # stream mode keeps every header otherwise
+                _apply_member(tar, member, dest)
+        actual = hashed.diff_id()
+    if actual != layer.diff_id:
+        raise DigestMismatch(
+            "verify layer", f"its content hashes to {actual}, not its diffID {layer.diff_id}"
+        )
+
+
+def _parts(name: str, what: str) -> list[str]:
+    """The components of an entry name; a leading ``/`` is dropped, ``..`` refused."""
+    parts = [part for part in name.split("/") if part not in ("", ".")]
+    if ".." in parts:
+        raise ImageError("read layer", f"{what} {name!r} has a '..' component (it would leave the root)")
+    return parts
+
+
+def _apply_member(tar: tarfile.TarFile, member: tarfile.TarInfo, dest: Path) -> None:
+    parts = _parts(member.name, "entry")
+    if not parts:
+        if not member.isdir():
+            raise ImageError("read layer", f"entry {member.name!r} names the root but is not a directory")
+        tar.extract(member.replace(name=".", deep=False), dest, filter=_keep_owner)
+        return
+    base = parts[-1]
+    if base.startswith(_WHITEOUT):
+        _whiteout(dest, parts[:-1], base)
+        return
+    if member.isdev():
+        return
+    parent = _inside(dest, parts[:-1], create=True)
+    path = parent / base
+    _replace_existing(path, member)
+    if member.islnk():
+        _hard_link(dest, member, path)
+        return
+    rel = os.path.relpath(path, dest)
+    tar.extract(member.replace(name=rel, deep=False), dest, filter=_keep_owner)
+
+
+def _inside(root: Path, parts: Sequence[str], *, create: bool) -> Path:
+    """The real directory ``parts`` names in ``root``, symlinks followed as if ``root`` were ``/``.
+
+    The result has no symlink in it below ``root``. Missing directories are made with
+    ``create``; without it a missing one raises ``FileNotFoundError``.
+    """
+    resolved: list[str] = []
+    pending = list(parts)
+    links = 0
+    while pending:
+        part = pending.pop(0)
+        if part in ("", "."):
+            continue
+        if part == "..":
+            del resolved[-1:]
+            continue
+        here = root.joinpath(*resolved, part)
+        try:
+            mode = os.lstat(here).st_mode
+        except FileNotFoundError:
+            if not create:
+                raise
+            os.mkdir(here, 0o755)
+            mode = stat.S_IFDIR
+        if stat.S_ISLNK(mode):
+            links += 1
+            if links > _MAX_LINKS:
+                raise ImageError("read layer", f"{'/'.join(parts)}: too many levels of symbolic links")
+            target = os.readlink(here)
+            if target.startswith("/"):
+                resolved = []
+            pending[:0] = target.split("/")
+        elif stat.S_ISDIR(mode):
+            resolved.append(part)
+        else:
+            raise ImageError(
+                "read layer", f"{'/'.join(parts)}: {'/'.join([*resolved, part])} is not a directory"
+            )
+    return root.joinpath(*resolved)
 
 
 def _keep_owner(member: tarfile.TarInfo, path: str) -> tarfile.TarInfo:
-    """tarfile's ``tar`` filter, but root keeps the image's owners and modes."""
+    """tarfile's ``tar`` filter, but root keeps the image's owners and modes (minus setuid/setgid)."""
     checked = tarfile.tar_filter(member, path)
     if os.geteuid() == 0:
-        return checked.replace(uid=member.uid, gid=member.gid, mode=member.mode, deep=False)
+        return checked.replace(uid=member.uid, gid=member.gid, mode=member.mode & _KEPT_MODE, deep=False)
     return checked
 
 
 def _replace_existing(path: Path, member: tarfile.TarInfo) -> None:
-    """A file from an upper layer replaces whatever a lower one put there."""
-    if path.is_symlink() or (path.exists() and not (path.is_dir() and member.isdir())):
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        else:
-            path.unlink()
-
-
-def _whiteout(dest: Path, parent: str, base: str) -> None:
-    directory = dest / parent
-    if not directory.resolve().is_relative_to(dest.resolve()):
-        raise ImageError("apply whiteout", f"{parent}/{base} points outside the root filesystem")
-    if base == _OPAQUE:
-        if directory.is_dir():
-            for child in directory.iterdir():
-                shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+    """A file from an upper layer replaces whatever a lower one put there (never followed)."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
         return
-    victim = directory / base[len(_WHITEOUT) :]
-    if victim.is_dir() and not victim.is_symlink():
-        shutil.rmtree(victim)
-    elif victim.exists() or victim.is_symlink():
-        victim.unlink()
+    if stat.S_ISDIR(mode):
+        if not member.isdir():
+            shutil.rmtree(path)
+    else:
+        path.unlink()
+
+
+def _hard_link(dest: Path, member: tarfile.TarInfo, path: Path) -> None:
+    """A hard link to a file already in the root filesystem, and only that."""
+    parts = _parts(member.linkname, "hard link target")
+    try:
+        source = _inside(dest, parts[:-1], create=False) / parts[-1] if parts else dest
+        regular = stat.S_ISREG(os.lstat(source).st_mode)
+    except FileNotFoundError:
+        regular = False
+    if not regular:
+        raise ImageError(
+            "read layer", f"hard link {member.name!r} points to {member.linkname!r}, not a file in the image"
+        )
+    os.link(source, path, follow_symlinks=False)
+
+
+def _whiteout(dest: Path, parent: Sequence[str], base: str) -> None:
+    victim = base[len(_WHITEOUT) :]
+    if base != _OPAQUE and victim in ("", ".", ".."):
+        raise ImageError("read layer", f"whiteout {'/'.join([*parent, base])!r} names no file")
+    try:
+        directory = _inside(dest, parent, create=False)
+    except FileNotFoundError:
+        return  # nothing below to hide
+    if base == _OPAQUE:
+        for child in list(directory.iterdir()):
+            _remove(child)
+    else:
+        _remove(directory / victim)
+
+
+def _remove(path: Path) -> None:
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    shutil.rmtree(path) if stat.S_ISDIR(mode) else path.unlink()

@@ -52,6 +52,12 @@ class Runner(Protocol):
     def run(self, request: ProcessRequest, workspace: Workspace, output: OutputSink) -> int: ...
 
 
+def buildpack_path(key: str) -> str:
+    """``id@version`` -> ``/cnb/buildpacks/<escaped id>/<version>``, as in buildpackages (GEN-3)."""
+    buildpack_id, _, version = key.rpartition("@")
+    return f"/cnb/buildpacks/{buildpack_id.replace('/', '_')}/{version}"
+
+
 def host_paths(workspace: Workspace) -> SandboxPaths:
     """For runners without a sandbox: buildpacks see the host paths themselves."""
     return SandboxPaths(

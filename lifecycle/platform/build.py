@@ -27,7 +27,6 @@ from lifecycle.cnb.order import OrderEntry, OrderGroup
 from lifecycle.env import filter_platform_env, read_user_env
 from lifecycle.errors import ConfigError, ExitCode
 from lifecycle.execution.bwrap import HOST_CA_BUNDLE, BwrapRunner
-from lifecycle.execution.docker import DockerRunner
 from lifecycle.execution.executor import BuildpackExecutor, TargetInfo
 from lifecycle.execution.host import HostRunner
 from lifecycle.execution.rootfs import rootfs_cache
@@ -43,6 +42,7 @@ from lifecycle.phases.detect import Detector
 from lifecycle.phases.export import Exporter, ExportInputs
 from lifecycle.phases.launch import launch_files, previous_launch_plan
 from lifecycle.phases.restore import RestoreInputs, Restorer
+from lifecycle.platform.bpref import resolve_buildpack
 from lifecycle.platform.builders import DEFAULT_BUILDER, Builder, BuildpackSource, load_builder
 from lifecycle.platform.cache import blob_index, find_known_layers, open_cache, previous_image
 from lifecycle.platform.defaults import ensure_builder
@@ -113,16 +113,6 @@ def _target_info(run_image: Image) -> TargetInfo:
     )
 
 
-def _extra_buildpacks(refs: tuple[str, ...], scratch: Path) -> list[BuildpackSource]:
-    from lifecycle.platform.builders import resolve_buildpack_dir
-
-    sources = []
-    for ref in refs:
-        bp_dir = resolve_buildpack_dir(ref, Path.cwd(), scratch)
-        sources.append(BuildpackSource(load_buildpack_toml(bp_dir / "buildpack.toml"), bp_dir))
-    return sources
-
-
 def _check_platform(build_image: Image, run_image: Image, run_name: str) -> None:
     """The app runs what the build image built: their os and architecture must agree (ANA-4)."""
     b, r = build_image.config, run_image.config
@@ -153,6 +143,7 @@ def build(opts: BuildOptions, phases: Phases) -> BuildReport:
         cache_image=opts.cache_image,
         run_image=run_image,
         clear=opts.clear_cache,
+        publish=target.kind == "registry",
     )
     context = _Context(
         opts, phases, builder, store.image(builder.build_image), run_name, run_image, home, target, cache
@@ -163,13 +154,14 @@ def build(opts: BuildOptions, phases: Phases) -> BuildReport:
     try:
         image, exporter = context.run(work)
         digest = target.store.write(image, [target.name])
-        blob_index(home).record(exporter.writer.compressed)
         phases.info(f"Saved {target.display}")
         count = len(exporter.reused) + len(exporter.added)
         phases.info(
             f"Reused {len(exporter.reused)} of {count} layers, compressed {len(exporter.writer.compressed)}"
         )
         context.save_cache(exporter)
+        # Blobs now stored, the image's (reused ones too: the index may predate them) and the cache's.
+        blob_index(home).record([*image.layers[len(run_image.layers) :], *exporter.writer.compressed])
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return BuildReport(target.display, digest, tuple(exporter.reused), tuple(exporter.added))
@@ -202,6 +194,8 @@ class _Context:
             ca = HOST_CA_BUNDLE if self.opts.ca_bundle else None
             return BwrapRunner(rootfs, *self.user, network=self.opts.network, ca_bundle=ca)
         if self.opts.executor == "docker":
+            from lifecycle.execution.docker import DockerRunner  # the docker SDK: ~70 ms to import
+
             ca = HOST_CA_BUNDLE if self.opts.ca_bundle else None
             return DockerRunner(
                 daemon_store(), self.build_image, *self.user, network=self.opts.network, ca_bundle=ca
@@ -211,17 +205,26 @@ class _Context:
         )
 
     def _sources(self, work: Path) -> tuple[dict[str, BuildpackSource], tuple[OrderGroup, ...]]:
+        """The builder's buildpacks plus those asked for; asked-for ones form the only group."""
         opts = self.opts
         sources = dict(self.builder.buildpacks)
-        extra = _extra_buildpacks(opts.buildpacks, work) + [
+        chosen: list[BuildpackSource] = []
+        for ref in opts.buildpacks:
+            found = resolve_buildpack(
+                ref, base=Path.cwd(), scratch=work, builder_buildpacks=self.builder.buildpacks, home=self.home
+            )
+            chosen.append(found[0])
+            for source in found[1:]:
+                sources.setdefault(source.descriptor.ref, source)
+        chosen += [
             BuildpackSource(load_buildpack_toml(p / "buildpack.toml"), p) for p in opts.project_buildpacks
         ]
-        for source in extra:
+        for source in chosen:
             sources[source.descriptor.ref] = source
-        if not extra:
+        if not chosen:
             return sources, self.builder.order
         entries = tuple(
-            OrderEntry(id=s.descriptor.buildpack.id, version=s.descriptor.buildpack.version) for s in extra
+            OrderEntry(id=s.descriptor.buildpack.id, version=s.descriptor.buildpack.version) for s in chosen
         )
         return sources, (OrderGroup(group=entries),)
 

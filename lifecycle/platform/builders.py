@@ -94,7 +94,7 @@ def create_builder(name: str, config_path: Path, home: Path | None = None) -> Bu
     for entry in config.buildpacks:
         if not entry.uri:
             continue
-        for source in _descriptors(resolve_buildpack_dir(entry.uri, config_path.parent, staging)):
+        for source in _resolved(entry.uri, config_path.parent, staging, home):
             target = staging / "buildpacks" / source.descriptor.ref.replace("@", "/", 1)
             shutil.copytree(source.path, target, symlinks=True, dirs_exist_ok=True)
             buildpacks[source.descriptor.ref] = BuildpackSource(source.descriptor, target)
@@ -115,6 +115,16 @@ def create_builder(name: str, config_path: Path, home: Path | None = None) -> Bu
         shutil.rmtree(dest)
     staging.rename(dest)
     return load_builder(name, home)
+
+
+def _resolved(uri: str, base: Path, staging: Path, home: Path | None) -> list[BuildpackSource]:
+    """A builder.toml uri: a directory of one or more buildpacks, an archive, a .cnb or an image."""
+    from lifecycle.platform.bpref import resolve_buildpack
+
+    path = (base / uri.removeprefix("file://")).resolve()
+    if path.is_dir() and not (path / "buildpack.toml").is_file():
+        return _descriptors(path)
+    return resolve_buildpack(uri, base=base, scratch=staging, home=home)
 
 
 def _mkdir(path: Path) -> bool:

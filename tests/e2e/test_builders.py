@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from support.cli import ROOT, pybuild
+from support.cli import ROOT, TINY_BUILDER, pybuild
+from support.registry import Registry
 
 BUILDER_TOML = ROOT / "tests" / "fixtures" / "builders" / "composite.toml"
 
@@ -40,3 +41,43 @@ def test_order_naming_a_missing_buildpack_is_refused(home: Path, tmp_path: Path)
     )
     proc = pybuild("builder", "create", "bad", "--config", str(config), check=False)
     assert proc.returncode != 0 and "test/nope" in proc.stderr and "Traceback" not in proc.stderr
+
+
+PACKAGE = ROOT / "tests" / "fixtures" / "packages" / "composite" / "package.toml"
+
+
+def _builder_toml(tmp_path: Path, uri: str) -> Path:
+    config = tmp_path / "builder.toml"
+    config.write_text(
+        f'[[buildpacks]]\nuri = "{uri}"\n[[order]]\n[[order.group]]\nid = "test/composite"\n'
+        '[build]\nimage = "pybuild/build:tiny"\n[[run.images]]\nimage = "pybuild/run:tiny"\n'
+    )
+    return config
+
+
+def _detects_through_composite(builder: str) -> None:
+    out = pybuild("build", "app", "--path", "samples/procfile-shell", "--builder", builder).stdout
+    detected = out.split("===> BUILDING")[0]
+    assert "test/env-printer 0.0.1" in detected and "test/sys-info 0.0.1" in detected
+
+
+def test_composite_buildpackage_file_makes_a_builder_that_detects_through_its_order(
+    home: Path, tmp_path: Path
+) -> None:
+    cnb = tmp_path / "composite.cnb"
+    pybuild("buildpack", "package", str(cnb), "--config", str(PACKAGE))
+    pybuild("builder", "create", "test/from-cnb", "--config", str(_builder_toml(tmp_path, str(cnb))))
+    _detects_through_composite("test/from-cnb")
+
+
+def test_package_pushed_to_a_registry_is_referenced_from_builder_toml(
+    home: Path, tmp_path: Path, registry: Registry
+) -> None:
+    ref = f"{registry.host}/e2e-packages/composite:0.0.1"
+    pybuild("buildpack", "package", ref, "--config", str(PACKAGE), "--publish")
+    config = _builder_toml(tmp_path, f"docker://{ref}")
+    pybuild("builder", "create", "test/from-registry", "--config", str(config))
+    _detects_through_composite("test/from-registry")
+    args = ["--path", "samples/procfile-shell", "--builder", TINY_BUILDER, "--buildpack", f"docker://{ref}"]
+    out = pybuild("build", "app2", *args).stdout
+    assert "test/env-printer 0.0.1" in out.split("===> BUILDING")[0]

@@ -39,7 +39,7 @@ def test_bwrap_runs_as_build_user_with_binds_and_clean_env(
     ws = _workspace(tmp_path)
     script = (
         "id -u; id -g; stat -c %u /workspace; echo $GREETING; echo ${HOME:-nohome}; "
-        "cat /cnb/buildpacks/acme/hello/1.0/marker; touch /workspace/made /layers/made; "
+        "cat /cnb/buildpacks/acme_hello/1.0/marker; touch /workspace/made /layers/made; "
         "touch /etc/x 2>/dev/null || echo readonly-root; exit 7"
     )
     code, out = _run(runner, ws, script, {"GREETING": "hi"})

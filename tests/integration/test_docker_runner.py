@@ -68,7 +68,7 @@ def test_runs_as_build_user_with_binds_env_and_exit_code(
 ) -> None:
     runner = DockerRunner(store, build_image, 1000, 1000, ca_bundle=None)
     script = (
-        "id -u; id -g; pwd; echo $GREETING; cat /cnb/buildpacks/acme/hello/1.0/marker; "
+        "id -u; id -g; pwd; echo $GREETING; cat /cnb/buildpacks/acme_hello/1.0/marker; "
         "touch /workspace/made /layers/made; touch /platform/x 2>/dev/null || echo readonly-platform; "
         "touch /etc/x 2>/dev/null || echo readonly-root; touch /tmp/x && echo tmp-writable; "
         "printf no-newline; exit 7"
@@ -139,7 +139,7 @@ def test_buildpacks_see_the_same_sandbox_as_under_bwrap(
     store: DaemonStore, build_image: Image, ws: Workspace, tmp_path: Path, bwrap: Tool
 ) -> None:
     script = (
-        "id -u; id -g; stat -c '%u %g %a' /workspace /layers; ls /cnb/buildpacks/acme/hello/1.0; "
+        "id -u; id -g; stat -c '%u %g %a' /workspace /layers; ls /cnb/buildpacks/acme_hello/1.0; "
         "echo $CNB_USER_ID; mkdir -p /layers/acme/venv && echo ok > /layers/acme/venv/f; ls -R /layers"
     )
     env = {"CNB_USER_ID": "1000"}
