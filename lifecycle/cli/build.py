@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -185,3 +186,47 @@ def builder_create(log: Logger, name: str, config: Path) -> None:
     log.info(f"Successfully created builder {created.name}")
     for ref in sorted(created.buildpacks):
         log.info(f"  {ref}")
+
+
+@builder.command(name="inspect")
+@click.argument("name")
+@click.option("--output", "-o", type=click.Choice(["human", "json"]), default="human")
+@click.pass_obj
+def builder_inspect(log: Logger, name: str, output: str) -> None:
+    """Show a builder's build image, run images, buildpacks and order."""
+    from lifecycle.platform.builders import load_builder
+
+    found = load_builder(name)
+    run_images = [{"image": r.image, "mirrors": list(r.mirrors)} for r in found.run_images]
+    buildpacks = [
+        {
+            "id": s.descriptor.buildpack.id,
+            "version": s.descriptor.buildpack.version,
+            "api": str(s.descriptor.api),
+        }
+        for _, s in sorted(found.buildpacks.items())
+    ]
+    order = [
+        [{"id": e.id, "version": e.version, "optional": e.optional} for e in g.group] for g in found.order
+    ]
+    if output == "json":
+        info = {
+            "name": found.name,
+            "buildImage": found.build_image,
+            "runImages": run_images,
+            "buildpacks": buildpacks,
+            "order": order,
+        }
+        log.result(json.dumps(info, indent=2))
+        return
+    log.result(f"Builder:      {found.name}\nBuild image:  {found.build_image}")
+    for run in found.run_images:
+        mirrors = f" (mirrors: {', '.join(run.mirrors)})" if run.mirrors else ""
+        log.result(f"Run image:    {run.image}{mirrors}")
+    log.result("Buildpacks:")
+    for _, source in sorted(found.buildpacks.items()):
+        log.result(f"  {source.descriptor.ref} (api {source.descriptor.api})")
+    log.result("Detection order:")
+    for number, group in enumerate(found.order, start=1):
+        names = ", ".join(f"{e.ref}" + (" (optional)" if e.optional else "") for e in group.group)
+        log.result(f"  Group #{number}: {names}")

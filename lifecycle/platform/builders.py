@@ -109,12 +109,37 @@ def create_builder(name: str, config_path: Path, home: Path | None = None) -> Bu
         "system": config.system.model_dump(),
     }
     (staging / "builder.json").write_text(json.dumps(record, indent=2, sort_keys=True))
-    for leftover in staging.glob("bp-*"):
-        shutil.rmtree(leftover)
+    _store_image(name, config, buildpacks, order, staging, home)
+    for leftover in [*staging.glob("bp-*"), staging / "blobs"]:
+        shutil.rmtree(leftover, ignore_errors=True)
     if dest.exists():
         shutil.rmtree(dest)
     staging.rename(dest)
     return load_builder(name, home)
+
+
+def _store_image(
+    name: str,
+    config: BuilderConfig,
+    buildpacks: dict[str, BuildpackSource],
+    order: tuple[OrderGroup, ...],
+    staging: Path,
+    home: Path | None,
+) -> None:
+    """The builder as an OCI image in the local store, under its own name (pack's builder labels)."""
+    from lifecycle.backends.store import LocalStore
+    from lifecycle.platform.builder_image import builder_image
+
+    store = LocalStore(home)
+    image = builder_image(
+        store.image(config.build.image),
+        list(buildpacks.values()),
+        order,
+        config.run.images,
+        staging / "blobs",
+        config.description,
+    )
+    store.write(image, [name])
 
 
 def _resolved(uri: str, base: Path, staging: Path, home: Path | None) -> list[BuildpackSource]:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from support.cli import ROOT, TINY_BUILDER, pybuild
 from support.registry import Registry
+from support.tools import Tool
 
 BUILDER_TOML = ROOT / "tests" / "fixtures" / "builders" / "composite.toml"
 
@@ -81,3 +82,20 @@ def test_package_pushed_to_a_registry_is_referenced_from_builder_toml(
     args = ["--path", "samples/procfile-shell", "--builder", TINY_BUILDER, "--buildpack", f"docker://{ref}"]
     out = pybuild("build", "app2", *args).stdout
     assert "test/env-printer 0.0.1" in out.split("===> BUILDING")[0]
+
+
+def test_builder_is_an_oci_image_with_pack_labels_and_inspectable(home: Path, skopeo: Tool) -> None:
+    info = json.loads(pybuild("builder", "inspect", TINY_BUILDER, "-o", "json").stdout)
+    assert info["buildImage"] == "pybuild/build:tiny"
+    assert [bp["id"] for bp in info["buildpacks"]] == ["pybuild/procfile", "pybuild/static"]
+    assert [[e["id"] for e in group] for group in info["order"]] == [["pybuild/procfile"], ["pybuild/static"]]
+    labels = json.loads(skopeo("inspect", f"oci:{home / 'store'}:{TINY_BUILDER}").stdout)["Labels"]
+    order = json.loads(labels["io.buildpacks.buildpack.order"])
+    assert order == [{"group": [{"id": "pybuild/procfile", "version": "0.1.0"}]},
+                     {"group": [{"id": "pybuild/static", "version": "0.1.0"}]}]  # fmt: skip
+    layers = json.loads(labels["io.buildpacks.buildpack.layers"])
+    assert set(layers) == {"pybuild/procfile", "pybuild/static"}
+    assert (
+        json.loads(labels["io.buildpacks.builder.metadata"])["stack"]["runImage"]["image"]
+        == "pybuild/run:tiny"
+    )

@@ -1,0 +1,105 @@
+"""A builder as an OCI image: the build image plus one layer per buildpack, order and run images.
+
+Labels follow pack's (``io.buildpacks.builder.metadata``, ``io.buildpacks.buildpack.order``,
+``io.buildpacks.buildpack.layers``), and ``/cnb/order.toml`` and ``/cnb/run.toml`` are in the
+image, so pack and a platform driving the lifecycle phase by phase can read it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import tomli_w
+
+from lifecycle import __version__
+from lifecycle.cnb.images import RunImageRef
+from lifecycle.cnb.order import OrderGroup
+from lifecycle.oci import mutate
+from lifecycle.oci.compress import write_layer
+from lifecycle.oci.image import Image
+from lifecycle.oci.layer import Layer
+from lifecycle.oci.tarball import LayerTar
+from lifecycle.platform.builders import BuildpackSource
+from lifecycle.platform.buildpackage import buildpack_layer
+from lifecycle.platform.buildpackage_labels import BuildpackLayerInfo, layer_info, layers_json
+
+__all__ = ["BUILDER_METADATA", "BUILDPACK_LAYERS", "BUILDPACK_ORDER", "builder_image"]
+
+BUILDER_METADATA = "io.buildpacks.builder.metadata"
+BUILDPACK_ORDER = "io.buildpacks.buildpack.order"
+BUILDPACK_LAYERS = "io.buildpacks.buildpack.layers"
+
+
+def _order_json(order: Sequence[OrderGroup]) -> str:
+    groups = [
+        {
+            "group": [
+                {"id": e.id, "version": e.version, **({"optional": True} if e.optional else {})}
+                for e in g.group
+            ]
+        }
+        for g in order
+    ]
+    return json.dumps(groups, separators=(",", ":"))
+
+
+def _files_layer(scratch: Path, order: Sequence[OrderGroup], run_images: Sequence[RunImageRef]) -> Layer:
+    order_toml = tomli_w.dumps(
+        {"order": [{"group": [e.model_dump(exclude_defaults=True) for e in g.group]} for g in order]}
+    ).encode()
+    run_toml = tomli_w.dumps(
+        {
+            "images": [
+                {"image": r.image, **({"mirrors": list(r.mirrors)} if r.mirrors else {})} for r in run_images
+            ]
+        }
+    ).encode()
+
+    def fill(tar: LayerTar) -> None:
+        tar.add_parents("/cnb/order.toml")
+        tar.add_file("/cnb/order.toml", order_toml)
+        tar.add_file("/cnb/run.toml", run_toml)
+
+    return write_layer(scratch, fill)
+
+
+def builder_image(
+    build_image: Image,
+    buildpacks: Sequence[BuildpackSource],
+    order: Sequence[OrderGroup],
+    run_images: Sequence[RunImageRef],
+    scratch: Path,
+    description: str = "",
+) -> Image:
+    """The builder image over ``build_image``: reproducible, one layer per buildpack."""
+    layers: dict[str, Layer] = {}
+    infos: dict[str, dict[str, BuildpackLayerInfo]] = {}
+    for source in sorted(buildpacks, key=lambda s: s.descriptor.ref):
+        layer = buildpack_layer(source, scratch)
+        layers.setdefault(layer.diff_id, layer)
+        info = source.descriptor.buildpack
+        infos.setdefault(info.id, {})[info.version] = layer_info(source.descriptor, layer.diff_id)
+    files = _files_layer(scratch, order, run_images)
+    image = mutate.append_layers(build_image, [*layers.values(), files], created_by=())
+    metadata = {
+        "description": description,
+        "buildpacks": [
+            {"id": s.descriptor.buildpack.id, "version": s.descriptor.buildpack.version}
+            for s in sorted(buildpacks, key=lambda s: s.descriptor.ref)
+        ],
+        "stack": {"runImage": {"image": run_images[0].image, "mirrors": list(run_images[0].mirrors)}},
+        "images": [{"image": r.image, "mirrors": list(r.mirrors)} for r in run_images],
+        "lifecycle": {
+            "version": __version__,
+            "apis": {"buildpack": {"supported": ["0.7", "0.12"]}, "platform": {"supported": ["0.7", "0.15"]}},
+        },
+        "createdBy": {"name": "pybuild", "version": __version__},
+    }
+    labels = {
+        BUILDER_METADATA: json.dumps(metadata, separators=(",", ":")),
+        BUILDPACK_ORDER: _order_json(order),
+        BUILDPACK_LAYERS: layers_json(infos),
+    }
+    return mutate.set_labels(image, labels)
