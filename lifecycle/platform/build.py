@@ -21,7 +21,7 @@ from pathlib import Path
 
 from lifecycle.backends.base import repository_of
 from lifecycle.backends.store import LocalStore, pybuild_home
-from lifecycle.cnb.buildpack import BuildpackDescriptor, load_buildpack_toml
+from lifecycle.cnb.buildpack import BuildpackDescriptor
 from lifecycle.cnb.layers import ConfigMetadata
 from lifecycle.cnb.order import OrderEntry, OrderGroup
 from lifecycle.env import filter_platform_env, read_user_env
@@ -69,7 +69,6 @@ class BuildOptions:
     ca_bundle: bool = True
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
-    project_buildpacks: tuple[Path, ...] = ()
     cache: str | None = None  # --cache NAME: a directory cache other than the image's name
     cache_image: str | None = None  # --cache-image REF
     clear_cache: bool = False  # --clear-cache: restore no layers (RES-5), start the cache afresh
@@ -216,9 +215,6 @@ class _Context:
             chosen.append(found[0])
             for source in found[1:]:
                 sources.setdefault(source.descriptor.ref, source)
-        chosen += [
-            BuildpackSource(load_buildpack_toml(p / "buildpack.toml"), p) for p in opts.project_buildpacks
-        ]
         for source in chosen:
             sources[source.descriptor.ref] = source
         if not chosen:

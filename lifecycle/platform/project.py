@@ -31,13 +31,16 @@ def apply_project(options: BuildOptions, descriptor: Path | None) -> BuildOption
         "builder": options.builder or project.builder,
     }
     if not options.buildpacks and project.buildpacks:
-        local = []
-        for ref in project.buildpacks:
-            if not ref.uri:
-                raise ConfigError(
-                    "read project descriptor",
-                    f"{path}: buildpack {ref.id} has no uri (give a uri, or pass it with --buildpack)",
-                )
-            local.append((path.parent / ref.uri).resolve())
-        changes["project_buildpacks"] = tuple(local)
+        changes["buildpacks"] = tuple(
+            _reference(ref.uri, ref.id, ref.version, path.parent) for ref in project.buildpacks
+        )
     return dataclasses.replace(options, **changes)  # type: ignore[arg-type]
+
+
+def _reference(uri: str | None, bp_id: str | None, version: str | None, base: Path) -> str:
+    """A project.toml buildpack as a ``resolve_buildpack`` reference: a uri, or an id of the builder."""
+    if uri:
+        if "://" in uri or uri.startswith(("oci:", "urn:")):
+            return uri
+        return str((base / uri).resolve())
+    return f"{bp_id}@{version}" if version else str(bp_id)
