@@ -47,7 +47,8 @@ _ACCESS_LINE = re.compile(
     r'^\S+ \S+ \S+ \[[^\]]*\] "(?P<method>[A-Z]+) (?P<target>\S+) [^"]*" (?P<status>\d{3}) (?P<size>\d+|-)'
 )
 _APP_LINE = re.compile(
-    r'^time="(?P<time>[^"]+)" level=\w+ msg="response completed[^"]*".*?http\.request\.method=(?P<method>[A-Z]+)'
+    r'^time="(?P<time>[^"]+)" level=\w+ msg="response completed[^"]*"'
+    r".*?http\.request\.method=(?P<method>[A-Z]+)"
     r'.*?http\.request\.uri="?(?P<uri>[^" ]+)"?.*?http\.response\.duration=(?P<duration>\S+)'
     r".*?http\.response\.status=(?P<status>\d+)"
 )
@@ -162,6 +163,13 @@ class Registry:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system, all threads) the registry process has used so far."""
+        if self.proc is None:
+            return 0.0
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def disk_bytes(self) -> int:
         return sum(p.stat().st_size for p in self.data.rglob("*") if p.is_file())
@@ -369,3 +377,28 @@ def command(*args: str, env: dict[str, str] | None = None) -> tuple[float, subpr
             f"pybuild {' '.join(args)} exited {proc.returncode}: {proc.stderr.strip()[-1500:]}"
         )
     return elapsed, proc
+
+
+class CpuClock:
+    """CPU seconds used since ``start`` by the registry, by this process and by finished children."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        self.start()
+
+    def start(self) -> None:
+        self._at = self._now()
+
+    def read(self) -> dict[str, float]:
+        now = self._now()
+        return {name: round(now[name] - self._at[name], 2) for name in now}
+
+    def _now(self) -> dict[str, float]:
+        import resource
+
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return {
+            "registry": self.registry.cpu_seconds(),
+            "this_process": time.process_time(),
+            "commands": children.ru_utime + children.ru_stime,
+        }

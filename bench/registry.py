@@ -28,6 +28,7 @@ Bytes: the registry's access log (response bodies; request bodies derived from w
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shutil
@@ -53,7 +54,7 @@ from bench._pybuild import (
     timed,
     timed_build,
 )
-from bench._registry import Registry, command, server_seconds, stats_delta, stats_snapshot
+from bench._registry import CpuClock, Registry, command, server_seconds, stats_delta, stats_snapshot
 from bench._results import machine, update_readme, write_results
 
 NAME = "registry"
@@ -87,6 +88,7 @@ def run(argv: list[str]) -> None:
         registry = Registry(workdir, "registry")
         registries.append(registry)
         results["registry_start_seconds"] = seconds(registry.start())
+        results["cli_startup_seconds"] = seconds(median([command("--version")[0] for _ in range(3)]))
         results["push_run_images"] = _push_run_images(registry)
         results["publish"] = _publish(registry, options.repeat)
         results["rebase"] = _rebase(registry, options.repeat)
@@ -202,14 +204,14 @@ def _rebase(registry: Registry, repeat: int) -> dict[str, Any]:
 
     image = _app(registry)
     stats = registry_for(registry.host).stats
-    runs, commands = [], []
+    runs: list[dict[str, Any]] = []
+    commands: list[dict[str, Any]] = []
     for number in range(repeat):
         version = 2 if number % 2 == 0 else 1
         print(f"rebase --publish onto bookworm-{version} ({number + 1}/{repeat})", flush=True)
         before, mark = stats_snapshot(stats), registry.mark()
-        elapsed, report = timed(
-            lambda v=version: rebase(RebaseOptions(image, run_image=_base(registry, v), publish=True))
-        )
+        options = RebaseOptions(image, run_image=_base(registry, version), publish=True)
+        elapsed, report = timed(functools.partial(rebase, options))
         runs.append(
             {
                 "onto": f"bookworm-{version}",
@@ -287,9 +289,11 @@ def _fleet(registry: Registry, count: int, concurrency: int) -> dict[str, Any]:
 
     for key, threads in (("sequential", 1), ("concurrent", concurrency)):
         print(f"fleet: rebase {count} images onto bookworm-{onto}, {threads} thread(s)", flush=True)
-        before, mark = stats_snapshot(stats), registry.mark()
-        elapsed, each = timed(lambda n=names[key], t=threads: _parallel(one, n, t))
+        before, mark, cpu = stats_snapshot(stats), registry.mark(), CpuClock(registry)
+        elapsed, each = timed(functools.partial(_parallel, one, names[key], threads))
+        used = cpu.read()
         out[key] = {
+            "cpu_seconds": {"registry": used["registry"], "pybuild": used["this_process"]},
             "threads": threads,
             "seconds": seconds(elapsed),
             "images_per_second": round(count / elapsed, 1),
@@ -317,40 +321,57 @@ def _rebuild(registry: Registry) -> dict[str, Any]:
 
 
 def _push_pull(workdir: Path, scratch: Path, home: Path, registries: list[Registry]) -> dict[str, Any]:
-    """The locally built image into an empty registry and back out: pybuild against skopeo copy."""
+    """The locally built image into an empty registry and back out into an empty store: pybuild as a
+    command and in this process (no start-up), against ``skopeo copy`` (each in a fresh registry)."""
     out: dict[str, Any] = {}
-    store = home / "store"
-    layout = f"oci:{store}:{LOCAL_IMAGE}:latest"
-    for tool in ("pybuild", "skopeo"):
-        registry = Registry(workdir, f"registry-{tool}")
+    layout = f"oci:{home / 'store'}:{LOCAL_IMAGE}:latest"
+    for tool in ("pybuild", "pybuild_in_process", "skopeo"):
+        registry = Registry(workdir, f"registry-{tool.replace('_', '-')}")
         registries.append(registry)
         registry.start()
         ref = f"{registry.host}/apps/python-http:latest"
-        print(f"push ({tool}) into an empty registry", flush=True)
+        empty = scratch / f"pull-{tool}"
+        print(f"push ({tool}) into an empty registry, then pull it into an empty store", flush=True)
         mark = registry.mark()
         if tool == "pybuild":
             pushed, _ = command("push", LOCAL_IMAGE, ref)
+        elif tool == "pybuild_in_process":
+            pushed, _ = timed(functools.partial(_push_in_process, registry.host, ref))
         else:
             pushed, _ = _timed_run(
                 [SKOPEO, "copy", "-q", "--dest-tls-verify=false", layout, f"docker://{ref}"]
             )
         push = {"seconds": seconds(pushed), "traffic": registry.traffic(mark)}
-        print(f"pull ({tool}) into an empty store", flush=True)
         mark = registry.mark()
         if tool == "pybuild":
-            empty = scratch / "pull-home"
             pulled, _ = command("pull", ref, "pulled", env={"PYBUILD_HOME": str(empty)})
+        elif tool == "pybuild_in_process":
+            pulled, _ = timed(functools.partial(_pull_in_process, registry.host, ref, empty))
         else:
-            empty = scratch / "pull-layout"
-            pulled, _ = _timed_run(
-                [SKOPEO, "copy", "-q", "--src-tls-verify=false", f"docker://{ref}", f"oci:{empty}:pulled"]
-            )
+            source, target = f"docker://{ref}", f"oci:{empty}:pulled"
+            pulled, _ = _timed_run([SKOPEO, "copy", "-q", "--src-tls-verify=false", source, target])
         pull = {"seconds": seconds(pulled), "traffic": registry.traffic(mark)}
         shutil.rmtree(empty, ignore_errors=True)
         registry.stop()
         registries.remove(registry)
         out[tool] = {"push": push, "pull": pull}
     return out
+
+
+def _push_in_process(host: str, ref: str) -> str:
+    from lifecycle.backends.registry import RegistryStore
+    from lifecycle.backends.store import LocalStore
+
+    with RegistryStore(host) as store:
+        return store.write(LocalStore().image(LOCAL_IMAGE), [ref])
+
+
+def _pull_in_process(host: str, ref: str, home: Path) -> str:
+    from lifecycle.backends.registry import RegistryStore
+    from lifecycle.backends.store import LocalStore
+
+    with RegistryStore(host) as store:
+        return LocalStore(home).write(store.image(ref), ["pulled"])
 
 
 # -- helpers ------------------------------------------------------------------------------------------
@@ -417,6 +438,12 @@ def _ratios(results: dict[str, Any]) -> dict[str, Any]:
         out["pull: pybuild / skopeo (time)"] = _ratio(
             pp["pybuild"]["pull"]["seconds"], pp["skopeo"]["pull"]["seconds"]
         )
+        out["push: pybuild in-process / skopeo (time)"] = _ratio(
+            pp["pybuild_in_process"]["push"]["seconds"], pp["skopeo"]["push"]["seconds"]
+        )
+        out["pull: pybuild in-process / skopeo (time)"] = _ratio(
+            pp["pybuild_in_process"]["pull"]["seconds"], pp["skopeo"]["pull"]["seconds"]
+        )
     return out
 
 
@@ -435,9 +462,12 @@ def summary(results: dict[str, Any]) -> str:
         f"lifecycle/). Stack + builder {results['setup']['stack_and_builder_seconds']:.1f} s and a local "
         f"build {results['setup']['local_build_seconds']:.1f} s first (rootfs), not counted. Bytes are HTTP "
         "bodies (MB unless marked): sent = request bodies (derived from what the registry stored), "
-        "received = response bodies (access log).",
+        "received = response bodies (access log). Blob counts are `RegistryStore.stats` (in-process rows). "
+        f"`pybuild --version` takes {results['cli_startup_seconds']:.2f} s here "
+        "(start-up, in every command row).",
         "",
-        "| step | time (s) | requests | sent | received | layer bytes moved | blobs uploaded / mounted / skipped |",
+        "| step | time (s) | requests | sent | received | layer bytes moved "
+        "| blobs uploaded / mounted / skipped |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
 
@@ -449,7 +479,8 @@ def summary(results: dict[str, Any]) -> str:
         )
         return (
             f"| {name} | {secs:.3f} | {traffic['requests']} | {_mb(traffic['client_sent_body_bytes'])} "
-            f"| {_mb(traffic['client_received_body_bytes'])} | {_mb(traffic['layer_bytes_moved'])} | {blobs} |"
+            f"| {_mb(traffic['client_received_body_bytes'])} | {_mb(traffic['layer_bytes_moved'])} "
+            f"| {blobs} |"
         )
 
     for version, figures in results["push_run_images"].items():
@@ -510,7 +541,8 @@ def summary(results: dict[str, Any]) -> str:
         f = fleet[key]
         lines.append(
             row(
-                f"**rebase {fleet['images_per_fleet']} images**, {f['threads']} thread(s): **{f['images_per_second']} images/s**",
+                f"**rebase {fleet['images_per_fleet']} images**, {f['threads']} thread(s): "
+                f"**{f['images_per_second']} images/s**",
                 f["seconds"],
                 f["traffic"],
                 f["stats"],
@@ -518,9 +550,14 @@ def summary(results: dict[str, Any]) -> str:
         )
     pp = results.get("push_pull")
     if pp:
-        for tool in ("pybuild", "skopeo"):
+        names = {
+            "pybuild": "`pybuild {}`",
+            "pybuild_in_process": "pybuild {} in-process",
+            "skopeo": "`skopeo copy`",
+        }
+        for tool in ("pybuild", "pybuild_in_process", "skopeo"):
             for step in ("push", "pull"):
-                name = f"{'`pybuild ' + step + '`' if tool == 'pybuild' else '`skopeo copy`'} ({step}, empty registry/store)"
+                name = f"{names[tool].format(step)} ({step}, empty registry/store)"
                 lines.append(row(name, pp[tool][step]["seconds"], pp[tool][step]["traffic"]))
     lines += [
         "",
@@ -531,7 +568,8 @@ def summary(results: dict[str, Any]) -> str:
             if k in pub["warm"]["phases"] and k != "rootfs_extract"
         )
         + f". Warm digest unchanged: {pub['warm']['digest_unchanged']}. Rebase layer bytes read: "
-        f"{reb['layer_bytes_read_max']}; layer-sized blob traffic during rebases: {reb['layer_bytes_moved_max']}.",
+        f"{reb['layer_bytes_read_max']}; layer-sized blob traffic during rebases: "
+        f"{reb['layer_bytes_moved_max']}.",
         "",
         "| ratio | |",
         "|---|---:|",

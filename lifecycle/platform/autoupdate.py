@@ -11,6 +11,7 @@ file (Cloud Run's ``--clear-base-image``).
 from __future__ import annotations
 
 import datetime
+import threading
 import time
 import tomllib
 from collections.abc import Callable, Iterable
@@ -23,7 +24,7 @@ from lifecycle.errors import ConfigError, PybuildError
 from lifecycle.oci import mutate
 from lifecycle.oci.image import Image
 from lifecycle.phases.rebase import RebaseInputs, Rebaser
-from lifecycle.platform.rebase import find_run_image
+from lifecycle.platform.rebase import run_image_candidates
 from lifecycle.platform.targets import open_target
 
 __all__ = ["OPT_OUT_LABEL", "Outcome", "Policy", "autoupdate", "load_policy"]
@@ -77,6 +78,17 @@ class _Run:
     policy: Policy
     dry_run: bool
     now: Callable[[], str] = field(default=lambda: _utc_now())
+    # One resolution of each run image per pass: a fleet shares a handful of bases.
+    _bases: dict[tuple[str, ...], tuple[str, Image]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def _base(self, app: Image) -> tuple[str, Image]:
+        key = tuple(run_image_candidates(app))
+        with self._lock:
+            if key not in self._bases:
+                name, base = self._base(app)
+                self._bases[key] = (name, base)
+            return self._bases[key]
 
     def update(self, ref: str) -> Outcome:
         started = time.monotonic()
@@ -96,7 +108,7 @@ class _Run:
             return Outcome(ref, "skipped", reason="opted out by policy")
         if "io.buildpacks.lifecycle.metadata" not in app.labels:
             return Outcome(ref, "ignored", reason="no CNB metadata (not an app image)")
-        name, _, base = find_run_image(app)
+        name, base = self._base(app)
         inputs = RebaseInputs(app, base, name, force=self.policy.force)
         result = Rebaser(inputs).rebase()
         outcome = Outcome(

@@ -19,7 +19,7 @@ from lifecycle.phases.adopt import adopt
 from lifecycle.phases.rebase import RebaseFailed, RebaseInputs, Rebaser, RebaseResult, read_metadata
 from lifecycle.platform.targets import Target, open_target
 
-__all__ = ["RebaseOptions", "RebaseReport", "find_run_image", "rebase"]
+__all__ = ["RebaseOptions", "RebaseReport", "find_run_image", "rebase", "run_image_candidates"]
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ def _open_image(ref: str, action: str, publish: bool = False) -> tuple[Target, I
         raise RebaseFailed(action, str(exc)) from None
 
 
-def _run_image_candidates(app: Image) -> list[str]:
+def run_image_candidates(app: Image) -> list[str]:
     metadata = read_metadata(app)
     names = [metadata.run_image.image, *metadata.run_image.mirrors]
     if metadata.stack is not None:
@@ -65,7 +65,7 @@ def _run_image_candidates(app: Image) -> list[str]:
 
 
 def find_run_image(app: Image) -> tuple[str, Target, Image]:
-    candidates = _run_image_candidates(app)
+    candidates = run_image_candidates(app)
     for name in candidates:
         try:
             target, image = _open_image(name, "find run image")
