@@ -40,3 +40,7 @@ clean:
 .PHONY: docs
 docs: setup
 	$(PY) -m lifecycle.cli.docs docs/reference.md
+
+.PHONY: soak
+soak: setup
+	PYBUILD_SOAK=1 $(PY) -m pytest -q tests/reliability

@@ -24,6 +24,7 @@ from lifecycle.errors import ConfigError
 
 __all__ = [
     "BUILD_ALLOWED_VARS",
+    "MAX_ENV_FILE",
     "PATH_VARS",
     "Env",
     "EnvOp",
@@ -42,6 +43,9 @@ __all__ = [
 ]
 
 Phase = Literal["build", "launch"]
+
+MAX_ENV_FILE = 1 << 20
+"""The most bytes of one env file that are read."""
 
 
 class EnvOp(StrEnum):
@@ -119,10 +123,21 @@ def read_env_dir(env_dir: Path, *, no_suffix: EnvOp = EnvOp.OVERRIDE) -> list[En
     suffix does `no_suffix`: override for buildpacks, default for operator build-config env
     (BLD-8). `<NAME>.delim` sets the separator for NAME within this dir only. Unknown suffixes,
     names starting with `.`, subdirectories and a missing dir give nothing. Values are verbatim.
+
+    A buildpack wrote these files in its sandbox, but they are read here, on the host: a
+    symbolic link (the dir, its layer dir or a file) would be resolved against the host's
+    filesystem and hand a host file to the next buildpack, so it is a `ConfigError`.
     """
+    for path in (env_dir.parent, env_dir):
+        if path.is_symlink():
+            raise ConfigError("read env dir", f"{path} is a symbolic link (write plain files)")
     if not env_dir.is_dir():
         return []
-    files = sorted(entry for entry in env_dir.iterdir() if entry.is_file())
+    entries = sorted(env_dir.iterdir())
+    for entry in entries:
+        if entry.is_symlink():
+            raise ConfigError("read env dir", f"{entry} is a symbolic link (write the value into the file)")
+    files = [entry for entry in entries if entry.is_file()]
     delims = {_split(f.name)[0]: _read_verbatim(f) for f in files if _split(f.name)[1] == "delim"}
     operations = []
     for file in files:
@@ -135,7 +150,12 @@ def read_env_dir(env_dir: Path, *, no_suffix: EnvOp = EnvOp.OVERRIDE) -> list[En
 
 def _read_verbatim(file: Path) -> str:
     # Bytes as written: no newline translation, and undecodable bytes kept the way os.environ keeps them.
-    return file.read_bytes().decode("utf-8", "surrogateescape")
+    with file.open("rb") as source:
+        data = source.read(MAX_ENV_FILE + 1)
+    if len(data) > MAX_ENV_FILE:
+        # The kernel passes no single variable longer than 128 KiB to a process anyway.
+        raise ConfigError("read env file", f"{file} is larger than {MAX_ENV_FILE} bytes")
+    return data.decode("utf-8", "surrogateescape")
 
 
 def _split(file_name: str) -> tuple[str, str | None]:
@@ -279,7 +299,11 @@ def parse_env_assignment(entry: str, environ: Mapping[str, str]) -> tuple[str, s
     name, equals, value = entry.partition("=")
     if not name:
         raise ConfigError("parse env", f'"{entry}" has no variable name (write KEY=VALUE or KEY)')
-    return name, value if equals else environ.get(name, "")
+    value = value if equals else environ.get(name, "")
+    if "\0" in name or "\0" in value:
+        # No process environment can hold a NUL byte; it would fail later, with a traceback.
+        raise ConfigError("parse env", f"{name!r} holds a NUL byte (remove it)")
+    return name, value
 
 
 def parse_env_file(text: str, environ: Mapping[str, str], *, source: str = "env file") -> dict[str, str]:
@@ -304,7 +328,10 @@ def parse_env_file(text: str, environ: Mapping[str, str], *, source: str = "env 
 def read_env_file(path: Path, environ: Mapping[str, str]) -> dict[str, str]:
     """Read and parse a `--env-file` (see `parse_env_file`)."""
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError("read env file", f"{path}: {exc.strerror} (check the --env-file path)") from exc
+    except UnicodeDecodeError as exc:
+        detail = f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})"
+        raise ConfigError("read env file", detail) from None
     return parse_env_file(text, environ, source=str(path))

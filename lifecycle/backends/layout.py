@@ -27,13 +27,21 @@ from lifecycle.oci.files import create_temp
 from lifecycle.oci.image import Image
 from lifecycle.oci.layer import Layer
 from lifecycle.oci.media import OCI_INDEX, is_index
-from lifecycle.oci.models import Descriptor, Index, Manifest, parse_model
+from lifecycle.oci.models import (
+    MAX_CONFIG_BYTES,
+    MAX_MANIFEST_BYTES,
+    Descriptor,
+    Index,
+    Manifest,
+    parse_model,
+)
 
 __all__ = ["Layout"]
 
 _LAYOUT_FILE = b'{"imageLayoutVersion":"1.0.0"}'
 _STALE_TMP_SECONDS = 24 * 3600
 _CHUNK = 1 << 20
+_MAX_INDEX_DEPTH = 8  # an index of indexes is legal; a chain deep enough to exhaust the stack is not
 
 
 class Layout:
@@ -81,9 +89,12 @@ class Layout:
         self.stats.opened.append(digest)
         return CountingReader(stream, self.stats)  # type: ignore[return-value]
 
-    def read_blob(self, digest: str, what: str) -> bytes:
+    def read_blob(self, digest: str, what: str, limit: int | None = None) -> bytes:
+        """A small blob (manifest, config) in memory, checked against its digest; ``limit`` caps its size."""
         path = self._blob_file(digest)
         try:
+            if limit is not None and path.stat().st_size > limit:
+                raise ImageError(f"read {what}", f"{path} is more than the {limit} bytes allowed")
             data = path.read_bytes()
         except FileNotFoundError:
             raise BlobNotFound(f"read {what}", f"{path} is missing (re-pull or rebuild the image)") from None
@@ -98,12 +109,20 @@ class Layout:
         return digest
 
     def put_layer(self, layer: Layer) -> None:
-        """Store a layer blob: nothing if present, a hard link if local, else a verified copy."""
+        """Store a layer blob: nothing if present, a hard link if local, else a verified copy.
+
+        A blob of another layout (``oci:DIR``, which anyone may have written) is hashed before
+        it is linked: a file there named by a digest it does not match would otherwise become
+        this store's copy of that digest for every later image. Fresh layers are hashed as
+        they are written.
+        """
         dest = self._blob_file(layer.digest)
         if dest.is_file():
             return
         self.scratch.mkdir(exist_ok=True)
         local = layer.local_path()
+        if local is not None and isinstance(layer.source, Layout):
+            _check_file(local, layer.digest)
         if local is not None and _link_into(local, dest, self.scratch):
             return
         with layer.compressed() as src:
@@ -117,7 +136,7 @@ class Layout:
             json.loads(raw)
         except FileNotFoundError:
             raise StoreCorrupt("read image layout", f"{path} is missing (not an OCI layout)") from None
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, RecursionError) as exc:
             raise StoreCorrupt(
                 "read image layout", f"{path} is not valid JSON ({exc}); restore it or remove the layout"
             ) from None
@@ -164,13 +183,16 @@ class Layout:
             raise ImageNotFound(f"find image {ref}", f"no such image in {self.root}")
         return self._image_at(desc, ref)
 
-    def _image_at(self, desc: Descriptor, ref: str) -> Image:
-        raw = self.read_blob(desc.digest, f"manifest of {ref}")
+    def _image_at(self, desc: Descriptor, ref: str, depth: int = 0) -> Image:
+        raw = self.read_blob(desc.digest, f"manifest of {ref}", MAX_MANIFEST_BYTES)
         document = _json_object(raw, ref)
         if is_index(desc.media_type) or is_index(str(document.get("mediaType", ""))):
-            return self._image_at(_pick_platform(parse_model(Index, raw, f"index of {ref}"), ref), ref)
+            if depth >= _MAX_INDEX_DEPTH:
+                raise ImageError(f"read {ref}", f"indexes nest more than {_MAX_INDEX_DEPTH} deep")
+            chosen = _pick_platform(parse_model(Index, raw, f"index of {ref}"), ref)
+            return self._image_at(chosen, ref, depth + 1)
         manifest = parse_model(Manifest, raw, f"manifest of {ref}")
-        raw_config = self.read_blob(manifest.config.digest, f"config of {ref}")
+        raw_config = self.read_blob(manifest.config.digest, f"config of {ref}", MAX_CONFIG_BYTES)
         return Image.from_raw(raw, raw_config, self, ref)
 
     def write(self, image: Image, tags: Sequence[str]) -> str:
@@ -227,18 +249,20 @@ class Layout:
             if digest in live or not self.has_blob(digest):
                 continue
             live.add(digest)
-            doc = json.loads(self._blob_file(digest).read_bytes())
-            if "config" in doc:
-                live.add(doc["config"]["digest"])
-                live.update(layer["digest"] for layer in doc.get("layers", []))
-            pending.extend(m["digest"] for m in doc.get("manifests", []))
+            raw = self._blob_file(digest).read_bytes()
+            document = _json_object(raw, digest)
+            if "config" in document:
+                manifest = parse_model(Manifest, raw, f"manifest {digest}")
+                live.add(manifest.config.digest)
+                live.update(layer.digest for layer in manifest.layers)
+            pending.extend(d.digest for d in parse_model(Index, raw, f"index {digest}").manifests)
         return live
 
 
 def _json_object(raw: bytes, ref: str) -> dict[str, object]:
     try:
         document = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):
         document = None
     if not isinstance(document, dict):
         raise ImageError(f"read {ref}", "the blob is not a manifest or an index (not a JSON object)")
@@ -279,6 +303,15 @@ def _link_into(src: Path, dest: Path, scratch: Path) -> bool:
     # rename(2) does nothing when both names are links to one file (another thread won): drop ours.
     tmp.unlink(missing_ok=True)
     return True
+
+
+def _check_file(path: Path, digest: str) -> None:
+    hasher = hashlib.sha256()
+    with path.open("rb") as blob:
+        while chunk := blob.read(_CHUNK):
+            hasher.update(chunk)
+    if "sha256:" + hasher.hexdigest() != digest:
+        raise DigestMismatch("copy blob", f"{path} hashes to sha256:{hasher.hexdigest()}, not {digest}")
 
 
 def _copy_verified(src: BinaryIO, dest: Path, digest: str, scratch: Path) -> None:

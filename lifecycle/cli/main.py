@@ -14,7 +14,9 @@ from lifecycle import __version__
 from lifecycle.cli.autoupdate import autoupdate
 from lifecycle.cli.build import build, builder, run
 from lifecycle.cli.buildpack import buildpack
+from lifecycle.cli.cache import cache
 from lifecycle.cli.images import images, inspect, pull, push, rmi, save, store_gc, tag
+from lifecycle.cli.lifecycle import lifecycle
 from lifecycle.cli.output import Logger
 from lifecycle.cli.rebase import rebase
 from lifecycle.cli.stack import stack
@@ -38,8 +40,10 @@ for command in (
     build,
     builder,
     buildpack,
+    cache,
     images,
     inspect,
+    lifecycle,
     pull,
     push,
     rebase,

@@ -7,6 +7,10 @@ An unsupported buildpack `api` carries exit code 12 (GEN-1).
 
 from __future__ import annotations
 
+import errno
+import os
+import secrets
+import stat
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,6 +23,7 @@ from pydantic_core import ErrorDetails
 from lifecycle.errors import ConfigError, ExitCode
 
 __all__ = [
+    "MAX_BUILDPACK_TOML",
     "config_error",
     "describe",
     "dump_toml",
@@ -32,25 +37,41 @@ __all__ = [
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
+MAX_BUILDPACK_TOML = 8 << 20
+"""The most bytes of a TOML file a buildpack wrote that are read (its metadata ends up in a label)."""
+
 # pydantic error types that mean an API is out of range rather than a malformed file.
 _EXIT_CODES = {"unsupported_buildpack_api": ExitCode.BUILDPACK_API}
 
 
-def load_model(path: Path, model: type[ModelT], *, context: object = None) -> ModelT:
-    """Read the TOML file at `path` as `model`; `context` reaches context-aware validators."""
-    return validate(path, model, read_toml(path), context=context)
+def load_model(path: Path, model: type[ModelT], *, context: object = None, plain: bool = False) -> ModelT:
+    """Read the TOML file at `path` as `model`; `context` reaches context-aware validators.
+
+    `plain` is for files a buildpack wrote (see `read_toml`).
+    """
+    return validate(path, model, read_toml(path, plain=plain), context=context)
 
 
-def read_toml(path: Path) -> dict[str, Any]:
-    """The TOML file at `path` as plain data."""
+def read_toml(path: Path, *, plain: bool = False) -> dict[str, Any]:
+    """The TOML file at `path` as plain data.
+
+    With `plain`, for a file a buildpack wrote, the file must be a regular file of at most
+    `MAX_BUILDPACK_TOML` bytes, not a symbolic link: a link made in the sandbox would be
+    resolved against the host's filesystem here (a host file read into the image), and a FIFO
+    or `/dev/zero` would hang or exhaust the lifecycle.
+    """
     try:
-        return tomllib.loads(path.read_text())
+        return tomllib.loads(_read_plain(path) if plain else path.read_text())
     except FileNotFoundError:
         raise config_error(path, "does not exist (check the path)") from None
     except OSError as exc:
+        if plain and exc.errno == errno.ELOOP:
+            raise config_error(path, "is a symbolic link (write a plain file)") from None
         raise config_error(path, f"cannot be read: {exc.strerror}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise config_error(path, f"is not valid TOML: {exc} (fix the syntax)") from None
+    except RecursionError:
+        raise config_error(path, "nests arrays or tables too deeply to read") from None
 
 
 def validate(
@@ -113,8 +134,43 @@ def dump_toml(model: BaseModel) -> str:
 
 
 def write_toml(path: Path, model: BaseModel) -> None:
-    """Write `model` as TOML to `path` (see `dump_toml`)."""
-    path.write_text(dump_toml(model))
+    """Write `model` as TOML to `path` (see `dump_toml`), in one rename.
+
+    Files under the layers dir sit where buildpacks write too: whatever is at `path` (a
+    symbolic link a buildpack left there included) is replaced, never written through, and
+    a parent dir that is a symbolic link is refused.
+    """
+    if path.parent.is_symlink():
+        raise ConfigError(
+            f"write {path.name}", f"{path.parent} is a symbolic link (refusing to write through it)"
+        )
+    while True:
+        temporary = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            fd = os.open(
+                temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666
+            )
+            break
+        except FileExistsError:
+            continue
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(dump_toml(model))
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def _read_plain(path: Path) -> str:
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as source:
+        if not stat.S_ISREG(os.fstat(source.fileno()).st_mode):
+            raise config_error(path, "is not a regular file (write a plain file)")
+        data = source.read(MAX_BUILDPACK_TOML + 1)
+    if len(data) > MAX_BUILDPACK_TOML:
+        raise config_error(path, f"is larger than {MAX_BUILDPACK_TOML} bytes")
+    return data.decode()
 
 
 def parse_label(label: str, model: type[ModelT], text: str) -> ModelT:

@@ -38,8 +38,13 @@ def _is_dots(name: str) -> bool:
 
 
 def check_buildpack_id(buildpack_id: str) -> str:
-    """Return `buildpack_id` if it is a valid, unreserved buildpack ID (GEN-3)."""
-    if not _BUILDPACK_ID.fullmatch(buildpack_id) or _is_dots(buildpack_id):
+    """Return `buildpack_id` if it is a valid, unreserved buildpack ID (GEN-3).
+
+    An ID becomes a path (`/cnb/buildpacks/<id>/<version>`, a package's layer): a part that is
+    empty, `.` or `..` (`a//b`, `../x`) would name another dir, so it is refused too.
+    """
+    parts = buildpack_id.split("/")
+    if not _BUILDPACK_ID.fullmatch(buildpack_id) or any(not part or _is_dots(part) for part in parts):
         raise ValueError(
             f'"{buildpack_id}" is not a valid buildpack ID (use letters, digits, ".", "/" and "-")'
         )

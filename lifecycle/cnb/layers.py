@@ -173,20 +173,20 @@ class ConfigMetadata(TomlModel):
 
 def load_layer_toml(path: Path) -> LayerToml:
     """Read a `<layer>.toml`."""
-    return load_model(path, LayerToml)
+    return load_model(path, LayerToml, plain=True)
 
 
 def load_store_toml(path: Path) -> StoreToml:
     """Read a store.toml."""
-    return load_model(path, StoreToml)
+    return load_model(path, StoreToml, plain=True)
 
 
 def load_launch_toml(path: Path, api: ApiVersion | BuildpackFeatures) -> LaunchToml:
     """Read launch.toml with the rules of the writing buildpack's API (command shape, direct)."""
     features = api if isinstance(api, BuildpackFeatures) else BuildpackFeatures.for_api(api)
-    return load_model(path, LaunchToml, context=features)
+    return load_model(path, LaunchToml, context=features, plain=True)
 
 
 def load_config_metadata(path: Path) -> ConfigMetadata:
     """Read `<layers>/config/metadata.toml`."""
-    return load_model(path, ConfigMetadata)
+    return load_model(path, ConfigMetadata, plain=True)

@@ -110,7 +110,7 @@ class BuildToml(TomlModel):
 
 def load_detect_plan(path: Path) -> DetectPlan:
     """Read the plan file `bin/detect` wrote."""
-    return load_model(path, DetectPlan)
+    return load_model(path, DetectPlan, plain=True)
 
 
 def load_plan_toml(path: Path) -> PlanToml:
@@ -120,9 +120,9 @@ def load_plan_toml(path: Path) -> PlanToml:
 
 def load_buildpack_plan(path: Path) -> BuildpackPlan:
     """Read a buildpack plan (what `bin/build` got, possibly rewritten by it)."""
-    return load_model(path, BuildpackPlan)
+    return load_model(path, BuildpackPlan, plain=True)
 
 
 def load_build_toml(path: Path) -> BuildToml:
     """Read build.toml."""
-    return load_model(path, BuildToml)
+    return load_model(path, BuildToml, plain=True)

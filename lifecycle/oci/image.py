@@ -14,9 +14,16 @@ from lifecycle.errors import ImageError
 from lifecycle.oci.digest import check_digest, sha256_digest
 from lifecycle.oci.layer import BlobSource, Layer
 from lifecycle.oci.media import OCI_MANIFEST, is_manifest
-from lifecycle.oci.models import Descriptor, ImageConfig, Manifest, parse_model
+from lifecycle.oci.models import (
+    MAX_CONFIG_BYTES,
+    MAX_MANIFEST_BYTES,
+    Descriptor,
+    ImageConfig,
+    Manifest,
+    parse_model,
+)
 
-__all__ = ["Image"]
+__all__ = ["Image", "check_size"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -28,6 +35,8 @@ class Image:
     @classmethod
     def from_raw(cls, raw_manifest: bytes, raw_config: bytes, source: BlobSource, what: str) -> Image:
         """Pair the manifest's layer descriptors with the config's diffIDs."""
+        check_size(raw_manifest, MAX_MANIFEST_BYTES, f"manifest of {what}")
+        check_size(raw_config, MAX_CONFIG_BYTES, f"config of {what}")
         manifest = parse_model(Manifest, raw_manifest, f"manifest of {what}")
         media_type = manifest.media_type or OCI_MANIFEST
         if not is_manifest(media_type):
@@ -85,3 +94,9 @@ class Image:
 
     def layer_by_diff_id(self, diff_id: str) -> Layer | None:
         return next((layer for layer in self.layers if layer.diff_id == diff_id), None)
+
+
+def check_size(raw: bytes, limit: int, what: str) -> None:
+    """Refuse a document larger than ``limit`` (see ``MAX_MANIFEST_BYTES``, ``MAX_CONFIG_BYTES``)."""
+    if len(raw) > limit:
+        raise ImageError(f"read {what}", f"it is {len(raw)} bytes, more than the {limit} bytes allowed")

@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from lifecycle.errors import ImageError
 
 __all__ = [
+    "MAX_CONFIG_BYTES",
+    "MAX_MANIFEST_BYTES",
     "ContainerConfig",
     "Descriptor",
     "History",
@@ -27,6 +29,15 @@ __all__ = [
     "canonical_json",
     "parse_model",
 ]
+
+
+MAX_MANIFEST_BYTES = 4 << 20
+"""The most bytes of a manifest or an index we read (distribution and containerd refuse more too)."""
+MAX_CONFIG_BYTES = 8 << 20
+"""The most bytes of an image config (labels included) we read; real ones are a few KB."""
+
+# The OCI digest grammar: a malformed one could name another path in a blob dir or a registry URL.
+_DIGEST_PATTERN = r"^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$"
 
 
 class OciModel(BaseModel):
@@ -46,7 +57,7 @@ class Platform(OciModel):
 
 class Descriptor(OciModel):
     media_type: str = Field(alias="mediaType")
-    digest: str
+    digest: str = Field(pattern=_DIGEST_PATTERN)
     size: int = Field(ge=0)
     annotations: dict[str, str] | None = None
     platform: Platform | None = None

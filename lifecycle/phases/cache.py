@@ -107,6 +107,10 @@ class LayerCache(Protocol):
         """The layer's uncompressed tar; ``CacheError`` if it cannot be opened."""
         ...
 
+    def discard(self, diff_id: str) -> None:
+        """Stop trusting a layer that failed to restore: the next save writes it afresh."""
+        ...
+
     def save(self, metadata: CacheMetadata, added: Sequence[CacheLayer]) -> None:
         """Commit: keep the layers ``metadata`` names (held, or in ``added``), drop the rest."""
         ...
@@ -125,6 +129,9 @@ class NoCache:
 
     def open_layer(self, diff_id: str) -> BinaryIO:
         raise CacheError("read cached layer", f"{diff_id}: there is no cache")
+
+    def discard(self, diff_id: str) -> None:
+        return None
 
     def save(self, metadata: CacheMetadata, added: Sequence[CacheLayer]) -> None:
         return None

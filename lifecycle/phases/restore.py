@@ -103,10 +103,9 @@ class Restorer:
                     contents += self._contents(layer, cache_meta)
         with ThreadPoolExecutor(self.workers) as pool:
             list(pool.map(lambda job: self._restore_contents(*job), contents))
+        kept = [(r.buildpack, r.name) for r in restored if r.identifier in self.report.metadata]
         if not ins.skip_layers:
-            restore_sboms(
-                ins.layers_dir, [(r.buildpack, r.name) for r in restored], self._sbom_sources(cache_meta)
-            )
+            restore_sboms(ins.layers_dir, kept, self._sbom_sources(cache_meta))
         return self.report
 
     # -- RES-1 ---------------------------------------------------------------------
@@ -114,9 +113,9 @@ class Restorer:
         entry = self._previous_entry(bp.buildpack.id)
         store = entry.store if entry is not None else None
         if store is not None and store.metadata:
-            path = self._bp_dir(bp) / "store.toml"
+            self._bp_dir(bp).mkdir(parents=True, exist_ok=True)
             try:
-                path.write_text(tomli_w.dumps({"metadata": store.metadata}))
+                (self._bp_dir(bp) / "store.toml").write_text(tomli_w.dumps({"metadata": store.metadata}))
             except (TypeError, ValueError) as exc:
                 self.inputs.warn(f"not restoring store.toml of {bp.buildpack.id}: {exc}")
 
@@ -180,9 +179,8 @@ class Restorer:
             with self.inputs.cache.open_layer(diff_id) as stream:
                 extract_layer(stream, f"/layers/{esc}/{layer.name}", dest, diff_id)
         except CacheError as exc:
-            self.inputs.warn(
-                f"not restoring '{layer.identifier}' from the cache {self.inputs.cache.name}: {exc}"
-            )
+            self.inputs.warn(f"not restoring '{layer.identifier}' from {self.inputs.cache.name}: {exc}")
+            self.inputs.cache.discard(diff_id)
             self._remove(layer)
             return
         self.report.contents.append(layer.identifier)
@@ -222,6 +220,7 @@ class Restorer:
                 extract_layer(stream, prefix, dest, sha)
         except (CacheError, OSError) as exc:
             self.inputs.warn(f"not restoring layer SBOMs from the cache: {exc}")
+            self.inputs.cache.discard(sha)
 
     # -- helpers -----------------------------------------------------------------------
     def _bp_dir(self, bp: BuildpackDescriptor) -> Path:

@@ -20,11 +20,19 @@ from lifecycle.oci.image import Image
 from lifecycle.phases.cache import LayerCache
 from lifecycle.phases.export_layers import FindLayer
 from lifecycle.platform.cache_blobs import BlobIndex, BlobStore
-from lifecycle.platform.cache_dir import DirectoryCache, cache_name_for, caches_root
+from lifecycle.platform.cache_dir import DirectoryCache, cache_name_for, caches_root, list_caches
 from lifecycle.platform.cache_image import ImageCache
 from lifecycle.platform.targets import Target, open_target
 
-__all__ = ["PreviousImage", "blob_index", "find_known_layers", "open_cache", "previous_image"]
+__all__ = [
+    "PreviousImage",
+    "PruneReport",
+    "blob_index",
+    "find_known_layers",
+    "open_cache",
+    "previous_image",
+    "prune_caches",
+]
 
 Warn = Callable[[str], None]
 
@@ -56,11 +64,16 @@ def open_cache(
     cache_image: str | None = None,
     run_image: Image | None = None,
     clear: bool = False,
+    publish: bool = False,
 ) -> LayerCache:
-    """The cache a build of ``image`` uses; ``clear`` empties it first (``--clear-cache``)."""
+    """The cache a build of ``image`` uses; ``clear`` empties it first (``--clear-cache``).
+
+    A cache image is named like any image (``oci:``, ``docker://``, a store name); with
+    ``publish`` (the app goes to a registry) a plain ``host/repo:tag`` is in that registry too.
+    """
     cache: DirectoryCache | ImageCache
     if cache_image:
-        target = open_target(cache_image, create=True, home=home)
+        target = open_target(cache_image, create=True, home=home, publish=publish)
         cache = ImageCache(target.store, target.name, target.display, base=run_image)
     else:
         cache = DirectoryCache(caches_root(home), name or cache_name_for(image))
@@ -81,3 +94,26 @@ def find_known_layers(home: Path, target: Target) -> FindLayer:
         if isinstance(layout, BlobStore) and all(s.root != layout.root for s in stores):
             stores.append(layout)
     return blob_index(home).finder(stores)
+
+
+@dataclass(frozen=True)
+class PruneReport:
+    removed: tuple[str, ...]  # caches removed whole
+    freed: int  # bytes
+    index_entries: int  # blob index entries dropped
+
+
+def prune_caches(home: Path, older_than: float | None, now: float) -> PruneReport:
+    """Drop unreferenced tars of every cache, caches unused for ``older_than`` seconds, and
+    blob index entries whose blob the local store no longer has."""
+    removed, freed = [], 0
+    for cache in list_caches(caches_root(home)):
+        info = cache.info()
+        if older_than is not None and now - info.last_used > older_than:
+            cache.remove()
+            removed.append(cache.cache_name)
+            freed += info.size
+        else:
+            freed += cache.prune()
+    dropped = blob_index(home).prune(LocalStore(home).layout.has_blob)
+    return PruneReport(tuple(removed), freed, dropped)

@@ -61,7 +61,7 @@ class BlobIndex:
     def record(self, layers: Iterable[Layer]) -> None:
         """Remember the blobs of ``layers`` (call once they are stored)."""
         for layer in layers:
-            if not is_gzip_layer(layer.media_type):
+            if not is_gzip_layer(layer.media_type) or self.lookup(layer.diff_id) == layer.descriptor:
                 continue
             try:
                 self.root.mkdir(parents=True, exist_ok=True)

@@ -93,6 +93,10 @@ class DirectoryCache:
         except OSError as exc:
             raise CacheError("read cached layer", f"{path}: {exc.strerror}") from None
 
+    def discard(self, diff_id: str) -> None:
+        with contextlib.suppress(CacheError, OSError):
+            self._tar(diff_id).unlink(missing_ok=True)
+
     # -- writing ---------------------------------------------------------------------
     def save(self, metadata: CacheMetadata, added: Sequence[CacheLayer]) -> None:
         """Link or copy the new tars in, replace the metadata, then drop what it no longer names."""

@@ -34,6 +34,7 @@ class ImageCache:
         self.base = base  # only its os/architecture/variant are used
         self._image: Image | None = None
         self._loaded = False
+        self._discarded: set[str] = set()
 
     @property
     def name(self) -> str:
@@ -64,7 +65,14 @@ class ImageCache:
             image = self._load()
         except CacheError:
             return False
-        return image is not None and image.layer_by_diff_id(diff_id) is not None
+        return (
+            image is not None
+            and diff_id not in self._discarded
+            and image.layer_by_diff_id(diff_id) is not None
+        )
+
+    def discard(self, diff_id: str) -> None:
+        self._discarded.add(diff_id)
 
     def open_layer(self, diff_id: str) -> BinaryIO:
         image = self._load()
@@ -93,7 +101,7 @@ class ImageCache:
 
     def _layer(self, diff_id: str, old: Image | None, new: dict[str, CacheLayer]) -> Layer:
         kept = old.layer_by_diff_id(diff_id) if old is not None else None
-        if kept is not None:
+        if kept is not None and diff_id not in self._discarded:
             return kept
         if diff_id not in new:
             raise CacheError("save cache image", f"layer {diff_id} is neither cached nor new")

@@ -29,6 +29,7 @@ from lifecycle.phases.build import Builder, BuildInputs
 from lifecycle.phases.cache import LayerCache, NoCache
 from lifecycle.phases.cache_writer import Cacher
 from lifecycle.phases.export import Exporter, ExportInputs
+from lifecycle.phases.export_layers import FindLayer
 from lifecycle.phases.launch import launch_files, previous_launch_plan
 from lifecycle.phases.restore import RestoreInputs, Restorer, RestoreReport
 from lifecycle.platform.cache_dir import DirectoryCache
@@ -57,6 +58,7 @@ class Rebuilds:
     store: MemoryStore = field(default_factory=MemoryStore)
     run_image: Image = field(default_factory=lambda: random_image(layers=1, seed=3))
     info: dict[str, object] = field(default_factory=dict)  # more buildpack.toml [buildpack] keys
+    find_layers: tuple[FindLayer, ...] = ()
     count: int = 0
 
     def previous(self) -> Image | None:
@@ -112,6 +114,7 @@ class Rebuilds:
             launch_files=lambda meta: launch_files(meta, layers, group, previous_plan),
             previous_image=analysis.image,
             previous_metadata=analysis.metadata,
+            find_layers=self.find_layers,
         )
 
 
@@ -240,19 +243,22 @@ def test_store_toml_comes_back_even_when_layers_are_skipped(tmp_path: Path) -> N
     seen = []
 
     def script(layers: Path, number: int) -> None:
-        seen.append(sorted(p.name for p in layers.iterdir()))
-        write(layers / "store.toml", f'[metadata]\nbuilds = "{number}"\n')
+        store = layers / "store.toml"
+        seen.append((sorted(p.name for p in layers.iterdir()), store.read_text() if store.exists() else ""))
+        write(store, f'[metadata]\nbuilds = "{number}"\n')
         write(layers / "L" / "f", "x")
         write(layers / "L.toml", _types(False, False, True))
 
     rebuilds = Rebuilds(tmp_path, script)
     rebuilds.build()
+    rebuilds.build()
+    assert seen[1] == (["L.toml", "store.toml"], '[metadata]\nbuilds = "1"\n')  # BLD-15 through the label
     previous = analyze(rebuilds.previous(), "app", lambda _: None)
     layers = tmp_path / "skip" / "a_bp"
-    layers.mkdir(parents=True)
+    layers.parent.mkdir()
     group = FakeBuildpacks(tmp_path / "fake", {BP: lambda *_: 0}).group(BP)
     Restorer(RestoreInputs(group, layers.parent, previous.metadata, skip_layers=True)).restore()
-    assert (layers / "store.toml").read_text() == '[metadata]\nbuilds = "1"\n'
+    assert (layers / "store.toml").read_text() == '[metadata]\nbuilds = "2"\n'
     assert sorted(p.name for p in layers.iterdir()) == ["store.toml"]
 
 
