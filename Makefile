@@ -43,4 +43,4 @@ docs: setup
 
 .PHONY: soak
 soak: setup
-	PYBUILD_SOAK=1 $(PY) -m pytest -q tests/reliability
+	PYBUILD_TEST_SOAK=1 $(PY) -m pytest -q tests/reliability

@@ -24,7 +24,7 @@ from lifecycle.errors import ConfigError, PybuildError
 from lifecycle.oci import mutate
 from lifecycle.oci.image import Image
 from lifecycle.phases.rebase import RebaseInputs, Rebaser
-from lifecycle.platform.rebase import run_image_candidates
+from lifecycle.platform.rebase import find_run_image, run_image_candidates
 from lifecycle.platform.targets import open_target
 
 __all__ = ["OPT_OUT_LABEL", "Outcome", "Policy", "autoupdate", "load_policy"]
@@ -86,7 +86,7 @@ class _Run:
         key = tuple(run_image_candidates(app))
         with self._lock:
             if key not in self._bases:
-                name, base = self._base(app)
+                name, _, base = find_run_image(app)
                 self._bases[key] = (name, base)
             return self._bases[key]
 

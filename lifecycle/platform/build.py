@@ -25,7 +25,7 @@ from lifecycle.cnb.buildpack import BuildpackDescriptor
 from lifecycle.cnb.layers import ConfigMetadata
 from lifecycle.cnb.order import OrderEntry, OrderGroup
 from lifecycle.env import filter_platform_env, read_user_env
-from lifecycle.errors import ConfigError, ExitCode
+from lifecycle.errors import ConfigError, ExitCode, PybuildError
 from lifecycle.execution.bwrap import HOST_CA_BUNDLE, BwrapRunner
 from lifecycle.execution.executor import BuildpackExecutor, TargetInfo
 from lifecycle.execution.host import HostRunner
@@ -292,7 +292,7 @@ class _Context:
         )
         try:
             cacher.cache(self.cache)
-        except OSError as exc:
+        except (OSError, PybuildError) as exc:  # the image is written: a cache failure only warns
             self.phases.warning(f"failed to save {self.cache.name}: {exc}")
 
     def _mirrors(self) -> tuple[str, ...]:

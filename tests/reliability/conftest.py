@@ -1,6 +1,6 @@
 """Reliability and security tests: hostile input, fuzzing, sandbox, secrets, faults, concurrency, load.
 
-Loops are sized for CI; ``make soak`` (``PYBUILD_SOAK=1``) runs the full counts. Figures go to
+Loops are sized for CI; ``make soak`` (``PYBUILD_TEST_SOAK=1``) runs the full counts. Figures go to
 ``bench/results/reliability.json`` when the session ends (see ``figures``).
 """
 

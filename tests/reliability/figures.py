@@ -1,7 +1,7 @@
 """Figures the reliability tests report (inputs tried, kills survived, images checked, peak RSS).
 
 Tests ``record`` into sections; at the end of the session ``conftest`` merges them into
-``bench/results/reliability.json`` under ``ci`` or ``soak`` (``PYBUILD_SOAK=1``, ``make soak``),
+``bench/results/reliability.json`` under ``ci`` or ``soak`` (``PYBUILD_TEST_SOAK=1``, ``make soak``),
 so a CI run never overwrites the soak figures or the other way round.
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results" / "reliability.json"
-SOAK_ENV = "PYBUILD_SOAK"
+SOAK_ENV = "PYBUILD_TEST_SOAK"  # PYBUILD_TEST_*: kept by tests/conftest.py, which clears PYBUILD_*
 
 _figures: dict[str, dict[str, Any]] = {}
 _lock = threading.Lock()

@@ -13,7 +13,6 @@ import argparse
 import atexit
 import json
 import os
-import resource
 import sys
 import time
 
@@ -27,7 +26,13 @@ def _rss_kib() -> int:
 
 
 def _peak_kib() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over fork and exec, so it would report the
+    # parent's (pytest's) peak, not this process's.
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
 
 
 def rebases(count: int, image: str, publish: bool) -> dict[str, float]:

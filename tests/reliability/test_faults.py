@@ -3,7 +3,7 @@
 After every kill each tag of the local store (and of the registry, for ``--publish``) must
 still name a complete image that validates byte for byte, and the same command, run again,
 must succeed (DESIGN.md "atomic writes"). ``make soak`` runs the full counts; the seed is
-printed on failure and ``PYBUILD_KILL_SEED`` replays a run.
+printed on failure and ``PYBUILD_TEST_KILL_SEED`` replays a run.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ Op = tuple[Callable[[int], None], Args, tuple[str, ...]]  # prepare, argv, outpu
 
 
 def _seed() -> int:
-    return int(os.environ.get("PYBUILD_KILL_SEED") or time.time_ns() % 2**32)
+    return int(os.environ.get("PYBUILD_TEST_KILL_SEED") or time.time_ns() % 2**32)
 
 
 def _app(tmp_path: Path) -> Path:
