@@ -12,11 +12,15 @@ A missing tool skips the test, or fails it when CI is set (support.tools.unavail
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
+from support.cli import ROOT, TINY_BUILDER
 from support.dockerd import DockerDaemon, docker_daemon
 from support.images import OciImage, busybox_rootfs_tar, write_oci_layout
 from support.registry import Registry, RegistryFactory, running_registry
@@ -126,3 +130,27 @@ def busybox_rootfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def busybox_image(tmp_path_factory: pytest.TempPathFactory, busybox_rootfs: Path) -> OciImage:
     return write_oci_layout(tmp_path_factory.mktemp("busybox-oci"), busybox_rootfs, "latest")
+
+
+@pytest.fixture(scope="session")
+def tiny_home(tmp_path_factory: pytest.TempPathFactory, bwrap: Tool) -> Path:
+    """A PYBUILD_HOME with the tiny stack and builder, made once per session."""
+    home = tmp_path_factory.mktemp("tiny-home")
+    env = {**os.environ, "PYBUILD_HOME": str(home)}
+    for args in (
+        ["stack", "build", "stacks/tiny"],
+        ["builder", "create", TINY_BUILDER, "--config", "builders/tiny.toml"],
+    ):
+        subprocess.run(
+            [sys.executable, "-m", "lifecycle", *args], env=env, cwd=ROOT, check=True, capture_output=True
+        )
+    return home
+
+
+@pytest.fixture
+def home(tiny_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh copy of the tiny home per test (tests stay independent), without the deb cache."""
+    copy = tmp_path / "home"
+    shutil.copytree(tiny_home, copy, symlinks=True, ignore=shutil.ignore_patterns("rootfs", "debs"))
+    monkeypatch.setenv("PYBUILD_HOME", str(copy))
+    return copy

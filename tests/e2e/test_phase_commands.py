@@ -260,22 +260,16 @@ def _five_phases(home: Path, tmp_path: Path, image: str) -> tuple[Path, Path]:
     return layers, app
 
 
+def _digest_of_pybuild_build() -> str:
+    """The digest `pybuild build` gives for the sample the phase tests use."""
+    args = ("--path", "samples/procfile-shell", "--builder", TINY_BUILDER, "--executor", "host")
+    return last_line(pybuild("-q", "build", "whole", *args))
+
+
 def test_five_phases_give_the_same_digest_as_pybuild_build(home: Path, tmp_path: Path) -> None:
     """EXP-6, EXP-13: analyzer -> detector -> restorer -> builder -> exporter == `pybuild build`."""
     layers, _ = _five_phases(home, tmp_path, "phased")
-    built = last_line(
-        pybuild(
-            "-q",
-            "build",
-            "whole",
-            "--path",
-            "samples/procfile-shell",
-            "--builder",
-            TINY_BUILDER,
-            "--executor",
-            "host",
-        )
-    )
+    built = _digest_of_pybuild_build()
     report = tomllib.loads((layers / "report.toml").read_text())["image"]
     assert report["digest"] == built
     assert report["tags"] == ["phased:latest", "phased-extra:latest"]
@@ -306,19 +300,7 @@ def test_creator_matches_the_phases(home: Path, tmp_path: Path) -> None:
             "created",
         )
     )
-    built = last_line(
-        pybuild(
-            "-q",
-            "build",
-            "whole",
-            "--path",
-            "samples/procfile-shell",
-            "--builder",
-            TINY_BUILDER,
-            "--executor",
-            "host",
-        )
-    )
+    built = _digest_of_pybuild_build()
     assert tomllib.loads((layers / "report.toml").read_text())["image"]["digest"] == built
 
 
