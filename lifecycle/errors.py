@@ -14,6 +14,7 @@ __all__ = [
     "DetectFailed",
     "DigestMismatch",
     "ExitCode",
+    "ExtendError",
     "ImageError",
     "ImageNotFound",
     "PybuildError",
@@ -39,6 +40,9 @@ class ExitCode:
     EXPORT = 62
     REBASE = 72
     LAUNCH = 82
+    GENERATE_EXTENSION = 91
+    GENERATE_OTHER = 92
+    EXTEND = 102
 
 
 class PybuildError(Exception):
@@ -89,6 +93,12 @@ class ApiError(ConfigError):
 
     The exit code says whose API it is: 12 for a buildpack's, 11 for the platform's.
     """
+
+
+class ExtendError(PybuildError):
+    """A Dockerfile from an image extension cannot be read or applied: 102, or 92 at generate time."""
+
+    exit_code = ExitCode.EXTEND
 
 
 class DetectFailed(PybuildError):

@@ -11,11 +11,13 @@ from dataclasses import dataclass, field
 from typing import BinaryIO, Protocol, runtime_checkable
 
 from lifecycle.oci.image import Image
+from lifecycle.oci.layer import BlobSource
 
 __all__ = [
     "REF_NAME",
     "BlobStats",
     "CountingReader",
+    "HoldsBlobs",
     "ImageStore",
     "SwapsTags",
     "normalize_tag",
@@ -50,6 +52,20 @@ class SwapsTags(Protocol):
     """Capability: move a tag only if it still names the digest a caller read (compare and swap)."""
 
     def write_if(self, image: Image, tag: str, expected: str | None) -> bool: ...
+
+
+@runtime_checkable
+class HoldsBlobs(Protocol):
+    """Capability: say, without reading it, whether the place ``ref`` names already holds a blob.
+
+    A registry answers with one HEAD in ``ref``'s repository. The exporter asks this of a target
+    for a layer whose blob the blob index knows but no store on this machine has, so a layer
+    published before is neither compressed nor uploaded again.
+    """
+
+    def known_blob(self, ref: str, digest: str, size: int) -> BlobSource | None:
+        """A lazy source for blob ``digest`` if it is there with ``size`` bytes, else None."""
+        ...
 
 
 @dataclass

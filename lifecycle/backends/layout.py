@@ -33,6 +33,7 @@ from lifecycle.oci.models import (
     Descriptor,
     Index,
     Manifest,
+    json_object,
     parse_model,
 )
 
@@ -41,6 +42,7 @@ __all__ = ["Layout"]
 _LAYOUT_FILE = b'{"imageLayoutVersion":"1.0.0"}'
 _STALE_TMP_SECONDS = 24 * 3600
 _CHUNK = 1 << 20
+_DOCUMENT = "blob (a manifest or an index)"
 _MAX_INDEX_DEPTH = 8  # an index of indexes is legal; a chain deep enough to exhaust the stack is not
 
 
@@ -185,7 +187,7 @@ class Layout:
 
     def _image_at(self, desc: Descriptor, ref: str, depth: int = 0) -> Image:
         raw = self.read_blob(desc.digest, f"manifest of {ref}", MAX_MANIFEST_BYTES)
-        document = _json_object(raw, ref)
+        document = json_object(raw, f"read {ref}", what=_DOCUMENT, limit=MAX_MANIFEST_BYTES)
         if is_index(desc.media_type) or is_index(str(document.get("mediaType", ""))):
             if depth >= _MAX_INDEX_DEPTH:
                 raise ImageError(f"read {ref}", f"indexes nest more than {_MAX_INDEX_DEPTH} deep")
@@ -250,23 +252,13 @@ class Layout:
                 continue
             live.add(digest)
             raw = self._blob_file(digest).read_bytes()
-            document = _json_object(raw, digest)
+            document = json_object(raw, f"read {digest}", what=_DOCUMENT, limit=MAX_MANIFEST_BYTES)
             if "config" in document:
                 manifest = parse_model(Manifest, raw, f"manifest {digest}")
                 live.add(manifest.config.digest)
                 live.update(layer.digest for layer in manifest.layers)
             pending.extend(d.digest for d in parse_model(Index, raw, f"index {digest}").manifests)
         return live
-
-
-def _json_object(raw: bytes, ref: str) -> dict[str, object]:
-    try:
-        document = json.loads(raw)
-    except (ValueError, RecursionError):
-        document = None
-    if not isinstance(document, dict):
-        raise ImageError(f"read {ref}", "the blob is not a manifest or an index (not a JSON object)")
-    return document
 
 
 def _pick_platform(index: Index, ref: str) -> Descriptor:

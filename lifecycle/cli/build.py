@@ -41,6 +41,12 @@ def _creation_time(value: str | None) -> int | None:
 )
 @click.option("--builder", "-B", help="Builder name (default: pybuild/builder:bookworm).")
 @click.option("--buildpack", "-b", "buildpacks", multiple=True, help="Buildpack directory or archive.")
+@click.option(
+    "--extension",
+    "extensions",
+    multiple=True,
+    help="Image extension directory, or id[@version] in the builder (replaces its order-extensions).",
+)
 @click.option("--env", "-e", "env", multiple=True, help="Build-time variable KEY=VALUE (or KEY).")
 @click.option("--env-file", type=click.Path(path_type=Path), multiple=True, help="File of KEY=VALUE lines.")
 @click.option("--run-image", help="Run image to build on (default: the builder's).")
@@ -80,6 +86,7 @@ def build(
     path: Path,
     builder: str | None,
     buildpacks: tuple[str, ...],
+    extensions: tuple[str, ...],
     env: tuple[str, ...],
     env_file: tuple[Path, ...],
     run_image: str | None,
@@ -117,6 +124,7 @@ def build(
         path=path,
         builder=builder,
         buildpacks=buildpacks,
+        extensions=extensions,
         env=values,
         run_image=run_image,
         executor=executor,
@@ -177,15 +185,27 @@ def builder() -> None:
     required=True,
     help="builder.toml in pack's format.",
 )
+@click.option("--publish", is_flag=True, help="Write the builder image to its registry (host/repo:tag).")
+@click.option("--daemon", is_flag=True, help="Write the builder image into the Docker daemon (DOCKER_HOST).")
 @click.pass_obj
-def builder_create(log: Logger, name: str, config: Path) -> None:
-    """Create builder NAME from a builder.toml."""
+def builder_create(log: Logger, name: str, config: Path, publish: bool, daemon: bool) -> None:
+    """Create builder NAME from a builder.toml: a store name, oci:DIR[:TAG], or a registry or daemon image."""
     from lifecycle.platform.builders import create_builder
+    from lifecycle.platform.targets import set_registry_progress
 
-    created = create_builder(name, config)
+    if publish and daemon:
+        raise click.UsageError("--publish and --daemon exclude each other")
+    if publish and not name.startswith("docker://"):
+        name = "docker://" + name
+    if daemon and not name.startswith("docker-daemon:"):
+        name = "docker-daemon:" + name
+    with UploadBars(enabled=publish and log.level >= 1) as bars:
+        set_registry_progress(bars if publish else None)
+        created = create_builder(name, config, info=log.info)
     log.info(f"Successfully created builder {created.name}")
-    for ref in sorted(created.buildpacks):
+    for ref in created.buildpacks:
         log.info(f"  {ref}")
+    log.result(created.digest)
 
 
 @builder.command(name="inspect")
@@ -193,7 +213,10 @@ def builder_create(log: Logger, name: str, config: Path) -> None:
 @click.option("--output", "-o", type=click.Choice(["human", "json"]), default="human")
 @click.pass_obj
 def builder_inspect(log: Logger, name: str, output: str) -> None:
-    """Show a builder's build image, run images, buildpacks and order."""
+    """Show a builder's build image, run images, buildpacks and order.
+
+    NAME is a builder of the store, or a builder image: oci:DIR[:TAG], docker://REF,
+    host/repo:tag (a registry) or docker-daemon:NAME."""
     from lifecycle.platform.builders import load_builder
 
     found = load_builder(name)

@@ -1,6 +1,6 @@
 """pydantic models of every CNB file format pybuild reads or writes, and their loaders.
 
-Modules: `buildpack` (buildpack.toml, extension.toml), `order` (order/group/system.toml),
+Modules: `buildpack` (buildpack.toml), `extension` (extension.toml), `order` (order/group/system.toml),
 `plan` (detect plan, plan.toml, buildpack plan, build.toml), `layers` (`<layer>.toml`,
 launch.toml, store.toml, config/metadata.toml), `images` (run/analyzed/report.toml),
 `project` (project.toml), `builder` (builder.toml), `labels` (image label JSON) and `ids`
@@ -25,14 +25,12 @@ from lifecycle.cnb.buildpack import (
     BuildpackDescriptor,
     BuildpackInfo,
     Distro,
-    ExtensionDescriptor,
-    ExtensionInfo,
     License,
     Stack,
     Target,
     load_buildpack_toml,
-    load_extension_toml,
 )
+from lifecycle.cnb.extension import ExtensionDescriptor, ExtensionInfo, load_extension_toml
 from lifecycle.cnb.ids import (
     RESERVED_BUILDPACK_IDS,
     RESERVED_LAYER_NAMES,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import errno
 import os
-import secrets
 import stat
 import tomllib
 from collections.abc import Mapping
@@ -21,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from lifecycle.errors import ConfigError, ExitCode
+from lifecycle.fsutil import UnsafePath, write_replacing
 
 __all__ = [
     "MAX_BUILDPACK_TOML",
@@ -138,28 +138,12 @@ def write_toml(path: Path, model: BaseModel) -> None:
 
     Files under the layers dir sit where buildpacks write too: whatever is at `path` (a
     symbolic link a buildpack left there included) is replaced, never written through, and
-    a parent dir that is a symbolic link is refused.
+    a parent dir that is a symbolic link is refused (`lifecycle.fsutil.write_replacing`).
     """
-    if path.parent.is_symlink():
-        raise ConfigError(
-            f"write {path.name}", f"{path.parent} is a symbolic link (refusing to write through it)"
-        )
-    while True:
-        temporary = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
-        try:
-            fd = os.open(
-                temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666
-            )
-            break
-        except FileExistsError:
-            continue
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(dump_toml(model))
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+        write_replacing(path, dump_toml(model).encode())
+    except UnsafePath as exc:
+        raise ConfigError(f"write {path.name}", str(exc)) from None
 
 
 def _read_plain(path: Path) -> str:

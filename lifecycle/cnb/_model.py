@@ -35,6 +35,7 @@ class TomlModel(BaseModel):
     model_config = ConfigDict(
         frozen=True,
         alias_generator=_kebab,
+        defer_build=True,
         validate_by_name=True,
         validate_by_alias=True,
         serialize_by_alias=True,
@@ -63,6 +64,7 @@ class LabelModel(BaseModel):
 
     model_config = ConfigDict(
         frozen=True,
+        defer_build=True,
         validate_by_name=True,
         validate_by_alias=True,
         serialize_by_alias=True,

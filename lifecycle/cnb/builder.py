@@ -1,5 +1,8 @@
 """builder.toml in pack's format: build image, buildpacks, order, run images (+ mirrors).
 
+Image extensions (DET-16) are listed like buildpacks, in `[[extensions]]` (`id`, `version`,
+`uri`), and ordered by `[[order-extensions]]` groups, whose entries are always optional.
+
 The legacy `[stack]` table (`build-image`, `run-image`, `run-image-mirrors`) stands in for
 `[build]` and `[[run.images]]` when those are absent, so readers only look at `build` and
 `run`. `[lifecycle]` is ignored: pybuild is the lifecycle.
@@ -96,6 +99,8 @@ class BuilderConfig(TomlModel):
     description: str = ""
     buildpacks: tuple[BuilderBuildpack, ...] = ()
     order: tuple[BuilderOrderGroup, ...] = ()
+    extensions: tuple[BuilderBuildpack, ...] = ()
+    order_extensions: tuple[BuilderOrderGroup, ...] = ()
     build: BuilderBuild
     run: BuilderRun
     stack: BuilderStack | None = None

@@ -1,4 +1,4 @@
-"""buildpack.toml and extension.toml: what a buildpack or image extension declares (GEN-3, DET-1, DET-11).
+"""buildpack.toml: what a buildpack declares (GEN-3, DET-1, DET-11); extension.toml is in `extension`.
 
 A buildpack with `[[order]]` is a composite (DET-1); one without runs `bin/detect` and
 `bin/build`. Targets accept both `variant` and the lifecycle's `arch-variant` (DET-11 Δ), and
@@ -22,13 +22,10 @@ __all__ = [
     "BuildpackDescriptor",
     "BuildpackInfo",
     "Distro",
-    "ExtensionDescriptor",
-    "ExtensionInfo",
     "License",
     "Stack",
     "Target",
     "load_buildpack_toml",
-    "load_extension_toml",
 ]
 
 _BIONIC_STACK = "io.buildpacks.stacks.bionic"
@@ -128,34 +125,6 @@ def _stack_target(stack_id: str) -> Target | None:
     return None
 
 
-class ExtensionInfo(TomlModel):
-    """The `[extension]` table."""
-
-    id: BuildpackId
-    version: str
-    name: str = ""
-    homepage: str | None = None
-    description: str | None = None
-
-
-class ExtensionDescriptor(TomlModel):
-    """extension.toml (DET-16): read so an order with extensions can be rejected or run."""
-
-    api: BuildpackApi
-    extension: ExtensionInfo
-    targets: tuple[Target, ...] = ()
-
-    @property
-    def ref(self) -> str:
-        """`id@version`."""
-        return f"{self.extension.id}@{self.extension.version}"
-
-
 def load_buildpack_toml(path: Path) -> BuildpackDescriptor:
     """Read buildpack.toml; an unsupported `api` raises ConfigError with exit code 12."""
     return load_model(path, BuildpackDescriptor)
-
-
-def load_extension_toml(path: Path) -> ExtensionDescriptor:
-    """Read extension.toml; an unsupported `api` raises ConfigError with exit code 12."""
-    return load_model(path, ExtensionDescriptor)

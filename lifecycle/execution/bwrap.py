@@ -6,10 +6,14 @@ buildpack read-only at ``/cnb/buildpacks/<escaped id>/<version>``. The process r
 the build image's ``CNB_USER_ID:CNB_GROUP_ID`` in fresh namespaces, sharing the
 network unless told not to (DESIGN.md "how buildpacks run").
 
-The invoking user is mapped to the build user in a new user namespace and
-keeps no capabilities, so files a buildpack writes belong to the invoking user
-on the host and to ``CNB_USER_ID`` inside; this also works where the pybuild
-home is private to the invoking user (``/root`` is 0700).
+bwrap maps the build user to the host uid that starts it, in a new user namespace,
+and the process keeps no capabilities (``--cap-drop ALL``). Started by a user, files
+a buildpack writes belong to that user on the host; started by root, bwrap runs as an
+unprivileged host uid instead, never as root (``sandbox_user``). Also: ``--new-session``
+(no ``TIOCSTI`` into pybuild's terminal), ``--disable-userns`` (no nested user
+namespaces: less kernel to attack) and ``/proc/sys`` bound read-only over itself (bwrap
+covers it only where the starting uid could write it; ``--remount-ro`` needs a mount
+point there, which an unprivileged bwrap does not make).
 """
 
 from __future__ import annotations
@@ -17,18 +21,22 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from lifecycle.errors import PybuildError
 from lifecycle.execution.process import stream_process
 from lifecycle.execution.rootfs import MOUNT_FILES
 from lifecycle.execution.runner import OutputSink, ProcessRequest, SandboxPaths, Workspace, buildpack_path
+from lifecycle.execution.sandbox_user import HostUser, Staging, hand_over, sandbox_host_user
 
-__all__ = ["HOST_CA_BUNDLE", "BwrapRunner"]
+__all__ = ["HOST_CA_BUNDLE", "BwrapRunner", "container_command", "run_container"]
 
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 _CA_IN_IMAGE = "/etc/ssl/certs/ca-certificates.crt"
+# The flags both the runner and ``pybuild run`` use, besides --uid/--gid and the network.
+_CONFINE = ["--unshare-all", "--unshare-user", "--disable-userns", "--new-session", "--cap-drop", "ALL"]
+_KERNEL_FS = ["--proc", "/proc", "--ro-bind", "/proc/sys", "/proc/sys", "--dev", "/dev", "--tmpfs", "/tmp"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +46,7 @@ class BwrapRunner:
     gid: int
     network: str = "host"
     ca_bundle: Path | None = HOST_CA_BUNDLE
+    host_user: HostUser | None = field(default_factory=sandbox_host_user)
 
     def paths(self, workspace: Workspace) -> SandboxPaths:
         return SandboxPaths(
@@ -48,31 +57,45 @@ class BwrapRunner:
         )
 
     def run(self, request: ProcessRequest, workspace: Workspace, output: OutputSink) -> int:
-        bwrap = shutil.which("bwrap")
-        if bwrap is None:
-            raise PybuildError("start buildpack", "bubblewrap is not installed (apt-get install bubblewrap)")
-        argv = [bwrap, *self._mounts(workspace), *self._namespaces()]
+        argv = self.command(request, workspace, _bwrap("start buildpack"))
+        if self.host_user is not None:
+            hand_over((workspace.app, workspace.layers), self.host_user)
+        return stream_process(argv, {"PATH": os.defpath}, None, output)
+
+    def command(self, request: ProcessRequest, workspace: Workspace, bwrap: str = "bwrap") -> list[str]:
+        """The full argv that runs ``request``: bwrap's, behind the launcher when started by root."""
+        staging = Staging(self.host_user)
+        argv = [bwrap, *self._mounts(workspace, staging), *_confine(self.uid, self.gid)]
+        argv += _network(self.rootfs, self.network, staging)
         argv += ["--chdir", request.cwd, "--clearenv"]
         for name, value in sorted(request.env.items()):
             argv += ["--setenv", name, value]
-        return stream_process([*argv, "--", *request.argv], {"PATH": os.defpath}, None, output)
+        return staging.command([*argv, "--", *request.argv])
 
-    def _mounts(self, workspace: Workspace) -> list[str]:
-        args = ["--ro-bind", str(self.rootfs), "/", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
-        args += ["--bind", str(workspace.app), "/workspace", "--bind", str(workspace.layers), "/layers"]
-        args += ["--ro-bind", str(workspace.platform), "/platform", "--tmpfs", "/cnb/buildpacks"]
+    def _mounts(self, workspace: Workspace, staging: Staging) -> list[str]:
+        args = ["--ro-bind", staging.path(self.rootfs), "/", *_KERNEL_FS]
+        args += ["--bind", staging.path(workspace.app), "/workspace"]
+        args += ["--bind", staging.path(workspace.layers), "/layers"]
+        args += ["--ro-bind", staging.path(workspace.platform), "/platform", "--tmpfs", "/cnb/buildpacks"]
         for key, host_dir in sorted(workspace.buildpacks.items()):
-            args += ["--ro-bind", str(host_dir), buildpack_path(key)]
+            args += ["--ro-bind", staging.path(host_dir), buildpack_path(key)]
         if self.ca_bundle and self.ca_bundle.is_file() and (self.rootfs / "etc/ssl/certs").is_dir():
-            args += ["--ro-bind", str(self.ca_bundle), _CA_IN_IMAGE]
+            args += ["--ro-bind", staging.path(self.ca_bundle), _CA_IN_IMAGE]
         return args
 
-    def _namespaces(self) -> list[str]:
-        args = ["--unshare-all", "--uid", str(self.uid), "--gid", str(self.gid), "--die-with-parent"]
-        return args + _network(self.rootfs, self.network)
+
+def _bwrap(action: str) -> str:
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        raise PybuildError(action, "bubblewrap is not installed (apt-get install bubblewrap)")
+    return bwrap
 
 
-def _network(rootfs: Path, network: str) -> list[str]:
+def _confine(uid: int, gid: int) -> list[str]:
+    return [*_CONFINE, "--uid", str(uid), "--gid", str(gid), "--die-with-parent"]
+
+
+def _network(rootfs: Path, network: str, staging: Staging) -> list[str]:
     """Share the host network, with its name resolution, unless ``none``."""
     if network == "none":
         return []
@@ -80,8 +103,30 @@ def _network(rootfs: Path, network: str) -> list[str]:
     for name in MOUNT_FILES:
         host = Path("/") / name
         if host.exists() and (rootfs / name).is_file():
-            args += ["--ro-bind", str(host), "/" + name]
+            args += ["--ro-bind", staging.path(host), "/" + name]
     return args
+
+
+def container_command(
+    rootfs: Path,
+    argv: list[str],
+    env: dict[str, str],
+    *,
+    cwd: str = "/",
+    uid: int = 0,
+    gid: int = 0,
+    network: str = "host",
+    host_user: HostUser | None = None,
+    bwrap: str = "bwrap",
+) -> list[str]:
+    """The argv ``run_container`` starts: the image's rootfs read-only, only ``/tmp`` writable."""
+    staging = Staging(host_user)
+    args = [bwrap, "--ro-bind", staging.path(rootfs), "/", *_KERNEL_FS, *_confine(uid, gid), "--chdir", cwd]
+    args += _network(rootfs, network, staging)
+    args.append("--clearenv")
+    for name, value in sorted(env.items()):
+        args += ["--setenv", name, value]
+    return staging.command([*args, "--", *argv])
 
 
 def run_container(
@@ -95,13 +140,16 @@ def run_container(
     network: str = "host",
 ) -> int:
     """Run an image's process in its extracted rootfs, output straight to this terminal."""
-    bwrap = shutil.which("bwrap")
-    if bwrap is None:
-        raise PybuildError("run image", "bubblewrap is not installed (apt-get install bubblewrap)")
-    args = [bwrap, "--ro-bind", str(rootfs), "/", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
-    args += ["--unshare-all", "--uid", str(uid), "--gid", str(gid), "--die-with-parent", "--chdir", cwd]
-    args += _network(rootfs, network)
-    args.append("--clearenv")
-    for name, value in sorted(env.items()):
-        args += ["--setenv", name, value]
-    return subprocess.call([*args, "--", *argv])
+    bwrap = _bwrap("run image")
+    command = container_command(
+        rootfs,
+        argv,
+        env,
+        cwd=cwd,
+        uid=uid,
+        gid=gid,
+        network=network,
+        host_user=sandbox_host_user(),
+        bwrap=bwrap,
+    )
+    return subprocess.call(command, env={"PATH": os.defpath})

@@ -28,7 +28,7 @@ from lifecycle.errors import DigestMismatch, ImageError
 from lifecycle.oci.image import Image
 from lifecycle.oci.layer import Layer
 
-__all__ = ["MOUNT_FILES", "MOUNT_POINTS", "chain_id", "extract_rootfs", "rootfs_cache"]
+__all__ = ["MOUNT_FILES", "MOUNT_POINTS", "chain_id", "extract_archive", "extract_rootfs", "rootfs_cache"]
 
 # Directories bwrap binds over; a read-only root must already have them.
 MOUNT_POINTS = ("workspace", "layers", "platform", "cnb/buildpacks", "tmp", "proc", "dev", "sys")
@@ -41,6 +41,9 @@ _MAX_HEADER = 1 << 20  # a PAX or GNU long-name header is read into memory whole
 _EXTENDED = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK)
 _KEPT_MODE = ~(stat.S_ISUID | stat.S_ISGID)
 _CHUNK = 1 << 20
+# "/" as images have it: bwrap started as an unprivileged uid must enter it (sandbox_user.py).
+_ROOT_MODE = 0o755
+_PRIVATE_MODE = 0o700  # what mkdtemp made before
 
 
 def chain_id(layers: Sequence[Layer]) -> str:
@@ -62,11 +65,13 @@ def rootfs_cache(image: Image, cache_dir: Path, *, base_layers: int = 0) -> Path
 def _cached(layers: tuple[Layer, ...], cache_dir: Path, base_layers: int) -> Path:
     final = cache_dir / chain_id(layers)
     if final.is_dir():
+        _traversable(final)
         return final
     seed = _cached(layers[:base_layers], cache_dir, 0) if 0 < base_layers < len(layers) else None
     cache_dir.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(dir=cache_dir, prefix=".extract-"))
     try:
+        os.chmod(scratch, _ROOT_MODE)  # a layer's own "./" entry may still set it
         if seed is not None:
             _link_copy(seed, scratch)
         extract_rootfs(layers[base_layers if seed else 0 :], scratch)
@@ -79,6 +84,12 @@ def _cached(layers: tuple[Layer, ...], cache_dir: Path, base_layers: int) -> Pat
         shutil.rmtree(scratch, ignore_errors=True)
         raise
     return final
+
+
+def _traversable(root: Path) -> None:
+    """A root filesystem extracted with ``mkdtemp``'s 0700 and no "./" entry: open it to the sandbox uid."""
+    if stat.S_IMODE(os.stat(root).st_mode) == _PRIVATE_MODE:
+        os.chmod(root, _ROOT_MODE)
 
 
 def _link_copy(source: Path, dest: Path) -> None:
@@ -294,3 +305,115 @@ def _remove(path: Path) -> None:
     except FileNotFoundError:
         return
     shutil.rmtree(path) if stat.S_ISDIR(mode) else path.unlink()
+
+
+# -- archives (a .tgz buildpack): no diffID, and nothing in them is ever followed -----------
+
+
+def extract_archive(stream: BinaryIO, dest: Path) -> None:
+    """Extract a tar (compressed or not) into ``dest``, stricter than an image layer.
+
+    Nothing is resolved, not even inside ``dest``: every entry must go through real dirs, a
+    symbolic link must be relative and, once everything is written, resolve inside ``dest``
+    (a chain of links included), a hard link must name a regular file already extracted, and
+    devices and FIFOs are refused. Modes lose setuid, setgid and group/other write bits, and
+    owners are not kept (tarfile's ``data`` filter). A refusal is an `ImageError`.
+    """
+    dest.mkdir(parents=True, exist_ok=True)
+    try:
+        with tarfile.open(fileobj=stream, mode="r|*", tarinfo=_BoundedTarInfo) as tar:
+            while (member := tar.next()) is not None:
+                tar.members.clear()  # type: ignore[attr-defined]  # stream mode keeps every header
+                _archive_member(tar, member, dest)
+        _check_links(dest)
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise ImageError("read archive", str(exc)) from exc
+
+
+def _archive_member(tar: tarfile.TarFile, member: tarfile.TarInfo, dest: Path) -> None:
+    parts = _parts(member.name, "entry")
+    if not (member.isreg() or member.isdir() or member.issym() or member.islnk()):
+        raise ImageError("read archive", f"entry {member.name!r} is not a file, dir or link")
+    if not parts:
+        if not member.isdir():
+            raise ImageError("read archive", f"entry {member.name!r} names the root but is not a directory")
+        return
+    if member.issym() and member.linkname.startswith("/"):
+        raise ImageError(
+            "read archive", f"symbolic link {member.name!r} points to an absolute path (make it relative)"
+        )
+    path = _real_dir(dest, parts[:-1], member.name, create=True) / parts[-1]
+    _replace_existing(path, member)
+    if member.islnk():
+        target = _parts(member.linkname, "hard link target")
+        source = _real_dir(dest, target[:-1], member.linkname, create=False) / target[-1] if target else dest
+        if not stat.S_ISREG(os.lstat(source).st_mode):
+            raise ImageError("read archive", f"hard link {member.name!r} does not point to a file in it")
+        os.link(source, path, follow_symlinks=False)
+        return
+    rel = os.path.relpath(path, dest)
+    tar.extract(member.replace(name=rel, deep=False), dest, filter="data")
+
+
+def _real_dir(root: Path, parts: Sequence[str], name: str, *, create: bool) -> Path:
+    """``root/parts``, every one a real dir (made when missing with ``create``), never a link."""
+    here = root
+    for part in parts:
+        here = here / part
+        try:
+            mode = os.lstat(here).st_mode
+        except FileNotFoundError:
+            if not create:
+                raise ImageError(
+                    "read archive", f"{name!r}: {here.relative_to(root)} does not exist"
+                ) from None
+            os.mkdir(here, 0o755)
+            continue
+        if stat.S_ISLNK(mode):
+            raise ImageError(
+                "read archive",
+                f"{name!r} goes through {here.relative_to(root)}, a symbolic link (never followed)",
+            )
+        if not stat.S_ISDIR(mode):
+            raise ImageError("read archive", f"{name!r}: {here.relative_to(root)} is not a directory")
+    return here
+
+
+def _check_links(root: Path) -> None:
+    """Every symbolic link under ``root`` resolves inside it, as the kernel would resolve it."""
+    for directory, dirs, files in os.walk(root):
+        at = Path(directory).relative_to(root).parts
+        for name in [*dirs, *files]:
+            path = Path(directory, name)
+            if path.is_symlink() and _escapes(root, list(at), os.readlink(path)):
+                raise ImageError(
+                    "read archive", f"symbolic link {path.relative_to(root)} points outside the archive"
+                )
+
+
+def _escapes(root: Path, at: list[str], target: str) -> bool:
+    """Whether ``target``, a link in dir ``at``, leaves ``root`` (links on the way followed)."""
+    if target.startswith("/"):
+        return True
+    resolved, pending, links = at, target.split("/"), 0
+    while pending:
+        part = pending.pop(0)
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not resolved:
+                return True
+            resolved = resolved[:-1]
+            continue
+        here = root.joinpath(*resolved, part)
+        if not here.is_symlink():
+            resolved = [*resolved, part]  # a dir, a file or nothing: the rest is read as written
+            continue
+        links += 1
+        if links > _MAX_LINKS:
+            raise ImageError("read archive", f"{here.relative_to(root)}: too many levels of symbolic links")
+        link = os.readlink(here)
+        if link.startswith("/"):
+            return True
+        pending[:0] = link.split("/")
+    return False

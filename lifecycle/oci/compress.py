@@ -22,7 +22,7 @@ from types import TracebackType
 
 from isal import isal_zlib
 
-from lifecycle.oci.files import create_temp
+from lifecycle.oci.files import create_temp, naming
 from lifecycle.oci.layer import FileBlobs, Layer
 from lifecycle.oci.media import OCI_LAYER_GZIP
 from lifecycle.oci.models import Descriptor
@@ -92,7 +92,8 @@ class LayerSink:
     def _emit(self, out: bytes) -> None:
         if out:
             self._digest.update(out)
-            self._file.write(out)
+            with naming(self._path):
+                self._file.write(out)
             self._size += len(out)
 
     def close(self) -> CompressedBlob:
@@ -100,7 +101,8 @@ class LayerSink:
             self._consume(bytes(self._pending))
             self._pending.clear()
             self._emit(self._deflate.flush())
-            self._file.close()
+            with naming(self._path):
+                self._file.close()
             self.result = CompressedBlob(
                 path=self._path,
                 diff_id="sha256:" + self._diff.hexdigest(),
@@ -111,8 +113,10 @@ class LayerSink:
         return self.result
 
     def abort(self) -> None:
-        self._file.close()
-        self._path.unlink(missing_ok=True)
+        try:
+            self._file.close()  # flushes: on a full disk this fails again, and the file must still go
+        finally:
+            self._path.unlink(missing_ok=True)
 
     def __enter__(self) -> LayerSink:
         return self

@@ -12,9 +12,10 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from lifecycle.errors import ImageError
+from lifecycle.errors import ImageError, PybuildError
 
 __all__ = [
+    "MAX_API_DOCUMENT_BYTES",
     "MAX_CONFIG_BYTES",
     "MAX_MANIFEST_BYTES",
     "ContainerConfig",
@@ -27,6 +28,7 @@ __all__ = [
     "Platform",
     "RootFS",
     "canonical_json",
+    "json_object",
     "parse_model",
 ]
 
@@ -35,13 +37,15 @@ MAX_MANIFEST_BYTES = 4 << 20
 """The most bytes of a manifest or an index we read (distribution and containerd refuse more too)."""
 MAX_CONFIG_BYTES = 8 << 20
 """The most bytes of an image config (labels included) we read; real ones are a few KB."""
+MAX_API_DOCUMENT_BYTES = 16 << 20
+"""The most bytes of any other JSON a registry answers with (an error body, a token, a page of tags)."""
 
 # The OCI digest grammar: a malformed one could name another path in a blob dir or a registry URL.
 _DIGEST_PATTERN = r"^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$"
 
 
 class OciModel(BaseModel):
-    model_config = ConfigDict(populate_by_name=True, extra="allow", frozen=True)
+    model_config = ConfigDict(populate_by_name=True, extra="allow", frozen=True, defer_build=True)
 
     def to_bytes(self) -> bytes:
         """Canonical JSON: sorted keys, no spaces, so equal values give equal digests."""
@@ -137,3 +141,27 @@ def parse_model(model: type[M], raw: bytes, what: str) -> M:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "document"
         raise ImageError(f"read {what}", f"{where}: {first['msg']}") from exc
+
+
+def json_object(
+    raw: bytes, action: str, *, what: str, limit: int, error: type[PybuildError] = ImageError
+) -> dict[str, Any]:
+    """Parse one untrusted JSON object; anything else is a one-line ``error(action, ...)``.
+
+    Untrusted JSON (from a registry, a ``.cnb`` file) goes through here, or through
+    ``parse_model``, whose parser has its own nesting limit: more than ``limit`` bytes is
+    refused before parsing, and bad UTF-8, malformed JSON and nesting too deep for the parser
+    (``RecursionError``) are reported, never raised as they are.
+    """
+    if len(raw) > limit:
+        raise error(action, f"the {what} is {len(raw)} bytes, more than the {limit} bytes allowed")
+    try:
+        document = json.loads(raw)
+    except RecursionError:
+        raise error(action, f"the {what} is not a JSON object (JSON nested too deeply)") from None
+    except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        reason = " ".join(str(exc).split())[:200]
+        raise error(action, f"the {what} is not a JSON object (invalid JSON: {reason})") from None
+    if not isinstance(document, dict):
+        raise error(action, f"the {what} is not a JSON object")
+    return document

@@ -45,7 +45,7 @@ class CacheError(PybuildError):
 class CacheMetadata(BaseModel):
     """What the cache holds: every cache=true layer of the last build, by buildpack (RES-6)."""
 
-    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore", defer_build=True)
 
     sbom: LayerSha | None = None
     buildpacks: tuple[BuildpackLayersLabel, ...] = ()

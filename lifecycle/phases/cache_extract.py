@@ -12,12 +12,12 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import stat
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO, BinaryIO
 
+from lifecycle.fsutil import remove_tree
 from lifecycle.phases.cache import CacheError
 
 __all__ = ["extract_layer", "remove_tree"]
@@ -136,27 +136,8 @@ def extract_layer(stream: BinaryIO, prefix: str, dest: Path, diff_id: str) -> No
             raise CacheError("restore cached layer", f"content hashes to {actual}, expected {diff_id}")
         unpacker.finish()
     except (tarfile.TarError, OSError, EOFError) as exc:
-        _remove(dest)
+        remove_tree(dest)
         raise CacheError("restore cached layer", f"{prefix}: {exc}") from None
     except CacheError:
-        _remove(dest)
+        remove_tree(dest)
         raise
-
-
-def _remove(path: Path) -> None:
-    if path.is_symlink() or path.is_file():
-        path.unlink()
-    elif path.exists():
-        remove_tree(path)
-
-
-def remove_tree(path: Path) -> None:
-    """rmtree that first makes dirs writable: layers may hold read-only dirs (a Go module cache)."""
-    if path.is_dir() and not path.is_symlink():
-        os.chmod(path, stat.S_IRWXU)
-    for root, dirs, _ in os.walk(path):
-        for name in dirs:
-            full = os.path.join(root, name)
-            if not os.path.islink(full):
-                os.chmod(full, stat.S_IRWXU)
-    shutil.rmtree(path, ignore_errors=True)

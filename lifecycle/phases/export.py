@@ -72,7 +72,7 @@ def _quiet(message: str) -> None:
 
 @dataclass(frozen=True)
 class ExportInputs:
-    run_image: Image
+    run_image: Image  # the extended run image when extensions extended it (EXP-1)
     run_image_name: str  # as the user named it, e.g. ``pybuild/run:tiny``
     run_image_reference: str  # digest reference, ``pybuild/run@sha256:...``
     group: tuple[BuildpackDescriptor, ...]
@@ -95,6 +95,7 @@ class ExportInputs:
     previous_metadata: LifecycleMetadata | None = None  # its lifecycle label
     find_layers: tuple[FindLayer, ...] = ()  # more places a known blob may be (the blob index)
     log: Callable[[str], None] = _quiet
+    extended_from: Image | None = None  # the run image below the extension layers: topLayer (EXP-2)
 
 
 @dataclass
@@ -156,7 +157,10 @@ class Exporter:
                 config=self._add(stack, config, "config"),
                 process_types=self._add(stack, processes, "process-types"),
                 run_image=run_image_label(
-                    ins.run_image, ins.run_image_name, ins.run_image_reference, ins.run_image_mirrors
+                    ins.extended_from or ins.run_image,
+                    ins.run_image_name,
+                    ins.run_image_reference,
+                    ins.run_image_mirrors,
                 ),
                 stack=StackLabel(
                     run_image=StackRunImage(image=ins.run_image_name, mirrors=ins.run_image_mirrors)

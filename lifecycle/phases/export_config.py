@@ -48,6 +48,9 @@ def build_label(meta: ConfigMetadata) -> BuildMetadataLabel:
             for p in meta.processes
         ),
         buildpack_default_process_type=meta.buildpack_default_process_type or "",
+        extensions=tuple(
+            BuildpackRefLabel(id=e.id, version=e.version, homepage=e.homepage or "") for e in meta.extensions
+        ),
     )
 
 

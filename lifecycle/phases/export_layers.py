@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from lifecycle.oci.compress import blob_layer, compress_file
-from lifecycle.oci.files import create_temp
+from lifecycle.oci.files import create_temp, naming
 from lifecycle.oci.layer import Layer
 from lifecycle.oci.tarball import DEFAULT_MTIME, LayerTar
 
@@ -81,7 +81,8 @@ class _TarSink:
 
     def _drain(self) -> None:
         self._hash.update(self._pending)
-        self._file.write(self._pending)
+        with naming(self.path):
+            self._file.write(self._pending)
         self._size += len(self._pending)
         self._pending.clear()
 

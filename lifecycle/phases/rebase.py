@@ -9,13 +9,21 @@ another repository needs force.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 from lifecycle.api import ApiVersion
 from lifecycle.appimage import REBASABLE, AppImage
 from lifecycle.backends.base import repository_of
 from lifecycle.cnb import parse_label
-from lifecycle.cnb.labels import LIFECYCLE_METADATA_LABEL, LifecycleMetadata, RunImageForRebase, StackLabel
+from lifecycle.cnb.labels import (
+    BUILD_METADATA_LABEL,
+    LIFECYCLE_METADATA_LABEL,
+    BuildMetadataLabel,
+    LifecycleMetadata,
+    RunImageForRebase,
+    StackLabel,
+)
 from lifecycle.errors import ConfigError, ExitCode, PybuildError
 from lifecycle.oci import mutate
 from lifecycle.oci.image import Image
@@ -115,7 +123,7 @@ class Rebaser:
     def _check_target(self, app: Image, new: Image) -> None:
         """REB-3: rebasable, os/arch/variant, distro."""
         if app.labels.get(REBASABLE) == "false":
-            self._refuse(f"the image is labelled {REBASABLE}=false (an extension changed its run image)")
+            self._refuse(_not_rebasable(app))
         a, n = app.config, new.config
         if (a.os, a.architecture) != (n.os, n.architecture) or (
             a.variant and n.variant and a.variant != n.variant
@@ -162,6 +170,20 @@ class Rebaser:
             n = ins.new_base.config
             image = mutate.edit_image_config(image, os=n.os, architecture=n.architecture, variant=n.variant)
         return AppImage.with_base_annotations(image, ins.new_base_name, ins.new_base.digest)
+
+
+def _not_rebasable(app: Image) -> str:
+    """REB-3, EXP-12: which image extensions extended the run image, and what to do instead."""
+    names: list[str] = []
+    raw = app.labels.get(BUILD_METADATA_LABEL)
+    if raw is not None:
+        with contextlib.suppress(ConfigError):
+            names = [e.id for e in parse_label(BUILD_METADATA_LABEL, BuildMetadataLabel, raw).extensions]
+    by = f" by image extension {', '.join(names)}" if names else " by an image extension"
+    return (
+        f"its run image was extended{by}, which left {REBASABLE}=false: those layers may not suit "
+        "a new base, so rebuild the app (pybuild build) to move it to the new run image"
+    )
 
 
 def _base_count(app: AppImage, top_layer: str) -> int:

@@ -12,13 +12,15 @@ or `DetectFailed` with exit 20 or 21.
 - DET-6: a group passes when a buildpack passed and its plan resolves; the first one wins.
 - DET-8/9: trials pick one alternative per buildpack (top-level pair, then each `or`); a trial
   drops optional buildpacks that break a rule until stable (only on their last alternative).
+  Trials are walked in that order but a start that no ending can save is skipped whole, so
+  many buildpacks with `or` alternatives stay fast; a walk past `MAX_TRIAL_STEPS` stops with
+  an error (exit 22) rather than running on for hours.
 - DET-10: one plan entry per required name; its providers are every provider before its last require.
 - DET-15: when every group fails, exit 21 if any buildpack errored, else 20.
 """
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -26,9 +28,10 @@ from enum import Enum
 from lifecycle.cnb.buildpack import BuildpackDescriptor
 from lifecycle.cnb.order import GroupElement, OrderEntry, OrderGroup, SystemToml
 from lifecycle.cnb.plan import DetectPlan, PlanEntry, PlanProvider, PlanSections, PlanToml, Require
-from lifecycle.errors import ConfigError, DetectFailed, ExitCode
+from lifecycle.errors import ConfigError, DetectFailed, ExitCode, PybuildError
 
 __all__ = [
+    "MAX_TRIAL_STEPS",
     "Candidate",
     "DescriptorLookup",
     "DetectFunction",
@@ -39,6 +42,10 @@ __all__ = [
     "expand_order",
     "resolve",
 ]
+
+
+MAX_TRIAL_STEPS = 100_000
+"""The most alternatives one group's trial walk may try before detect gives up (DET-8)."""
 
 
 class DetectStatus(Enum):
@@ -60,6 +67,7 @@ class DetectResult:
 
     status: DetectStatus
     plan: DetectPlan = field(default_factory=DetectPlan)
+    extension: bool = False  # an image extension's result: it alone never passes a group (DET-6)
 
 
 @dataclass(frozen=True)
@@ -192,6 +200,8 @@ def _try_group(candidates: tuple[Candidate, ...], detect: _CachedDetect) -> Reso
     if any(not c.entry.optional and r.status is not DetectStatus.PASS for c, r in ran):
         return None
     passed = [(candidate, result.plan) for candidate, result in ran if result.status is DetectStatus.PASS]
+    if all(result.extension for _, result in ran if result.status is DetectStatus.PASS):
+        return None  # DET-6: no buildpack passed (image extensions do not count)
     for trial in _trials(passed):
         resolved = _resolve_trial(trial)
         if resolved is not None:
@@ -208,11 +218,112 @@ class _Option:
     candidate: Candidate
     sections: PlanSections
     optional: bool
+    requires: frozenset[str] = frozenset()
+    provides: frozenset[str] = frozenset()
 
 
 def _trials(passed: Sequence[tuple[Candidate, DetectPlan]]) -> Iterator[tuple[_Option, ...]]:
-    """Every combination of alternatives, depth-first: the last buildpack varies fastest (DET-8)."""
-    return itertools.product(*(_options(candidate, plan) for candidate, plan in passed))
+    """Combinations of alternatives, depth-first: the last buildpack varies fastest (DET-8).
+
+    Only combinations that might resolve are yielded, still in that order, so the first that
+    resolves is the one the full product would find: alternatives that break a rule in every
+    trial are dropped first (`_viable`), and a start that breaks one whatever follows it is not
+    extended (`_doomed`). Past `MAX_TRIAL_STEPS` alternatives tried, a `PybuildError` (exit 22).
+    """
+    columns = _viable([_options(candidate, plan) for candidate, plan in passed])
+    if not all(columns):
+        return
+    later: list[frozenset[str]] = [frozenset()] * len(columns)
+    for index in range(len(columns) - 2, -1, -1):
+        later[index] = later[index + 1].union(*(option.requires for option in columns[index + 1]))
+    steps = 0
+    stack: list[tuple[_Option, ...]] = [()]
+    while stack:
+        prefix = stack.pop()
+        if len(prefix) == len(columns):
+            yield prefix
+            continue
+        depth = len(prefix)
+        steps += len(columns[depth])
+        if steps > MAX_TRIAL_STEPS:
+            raise _too_many_trials(passed, MAX_TRIAL_STEPS)
+        extended = [(*prefix, option) for option in columns[depth]]
+        stack += reversed([trial for trial in extended if not _doomed(trial, later[depth])])
+
+
+def _too_many_trials(passed: Sequence[tuple[Candidate, DetectPlan]], max_steps: int) -> PybuildError:
+    counts = [(c.entry.ref, len(plan.alternatives())) for c, plan in passed]
+    alternatives = ", ".join(f"{ref} ({count})" for ref, count in counts if count > 1)
+    return PybuildError(
+        "resolve build plan",
+        f"gave up after trying {max_steps} plan alternatives of {alternatives} "
+        "(give these buildpacks fewer [[or]] alternatives, or split the group)",
+        exit_code=ExitCode.DETECT_OTHER,
+    )
+
+
+def _viable(columns: list[list[_Option]]) -> list[list[_Option]]:
+    """Each buildpack's alternatives less those that break a rule in any trial (DET-9).
+
+    An option may not be dropped from a trial (not `optional`) and needs a name that no
+    alternative up to it provides, or provides one that no alternative from it on requires:
+    every trial with it fails. Dropping it may doom others; repeated until none is.
+    """
+    while True:
+        provided: set[str] = set()
+        up_to: list[frozenset[str]] = []
+        for column in columns:
+            up_to.append(frozenset(provided))
+            provided.update(*(option.provides for option in column))
+        required: set[str] = set()
+        from_on: list[frozenset[str]] = [frozenset()] * len(columns)
+        for index in range(len(columns) - 1, -1, -1):
+            from_on[index] = frozenset(required)
+            required.update(*(option.requires for option in columns[index]))
+        kept = [
+            [
+                option
+                for option in column
+                if option.optional
+                or (
+                    option.requires <= up_to[index] | option.provides
+                    and option.provides <= from_on[index] | option.requires
+                )
+            ]
+            for index, column in enumerate(columns)
+        ]
+        if kept == columns:
+            return columns
+        columns = kept
+
+
+def _doomed(prefix: Sequence[_Option], later: frozenset[str]) -> bool:
+    """Whether every trial that starts with ``prefix`` fails (DET-9), ``later`` being every name
+    the buildpacks after it might require.
+
+    The options of ``prefix`` that break a rule whatever follows (a require nobody before
+    provides; a provide nobody after, nor any later alternative, requires) are dropped until
+    stable, as `_resolve_trial` would drop them: one that may not be dropped dooms the prefix.
+    """
+    alive = list(prefix)
+    while alive:
+        broken: set[int] = set()
+        provided: set[str] = set()
+        for index, option in enumerate(alive):
+            provided |= option.provides
+            if not option.requires <= provided:
+                broken.add(index)
+        required = set(later)
+        for index in range(len(alive) - 1, -1, -1):
+            required |= alive[index].requires
+            if not alive[index].provides <= required:
+                broken.add(index)
+        if not broken:
+            return False
+        if any(not alive[index].optional for index in broken):
+            return True
+        alive = [option for index, option in enumerate(alive) if index not in broken]
+    return False
 
 
 def _options(candidate: Candidate, plan: DetectPlan) -> list[_Option]:
@@ -220,7 +331,13 @@ def _options(candidate: Candidate, plan: DetectPlan) -> list[_Option]:
     last = len(alternatives) - 1
     # An optional buildpack may be dropped only while its last alternative is tried (DET-9 [L]).
     return [
-        _Option(candidate, sections, candidate.entry.optional and index == last)
+        _Option(
+            candidate,
+            sections,
+            candidate.entry.optional and index == last,
+            frozenset(require.name for require in sections.requires),
+            frozenset(provide.name for provide in sections.provides),
+        )
         for index, sections in enumerate(alternatives)
     ]
 

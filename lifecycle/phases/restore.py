@@ -18,6 +18,10 @@ is the one the image recorded (RES-3): otherwise the dir and the toml go. With n
 image at all, launch+cache layers come back from the cache (lifecycle PR#1346, Platform
 ≥0.14), so a new tag of an app hits its cache. Restored tomls never carry ``[types]``: a
 buildpack that keeps a layer says so again (RES-2). A cache that cannot be read only warns.
+
+Restore writes on the host into a layers dir that `bin/detect` could write into before it: a
+symbolic link there is replaced or removed, never followed (`lifecycle.fsutil`), and a
+buildpack's layers dir that is a link is refused (exit 42).
 """
 
 from __future__ import annotations
@@ -33,10 +37,11 @@ from lifecycle.appimage import AppImage
 from lifecycle.cnb.buildpack import BuildpackDescriptor
 from lifecycle.cnb.ids import check_layer_name, escape_id
 from lifecycle.cnb.labels import BuildpackLayersLabel, LayerLabel, LifecycleMetadata
-from lifecycle.errors import ImageError
+from lifecycle.errors import ExitCode, ImageError, PybuildError
+from lifecycle.fsutil import make_dirs, remove_tree, write_replacing
 from lifecycle.oci.image import Image
 from lifecycle.phases.cache import CacheError, CacheMetadata, LayerCache, NoCache, read_cache_metadata
-from lifecycle.phases.cache_extract import extract_layer, remove_tree
+from lifecycle.phases.cache_extract import extract_layer
 from lifecycle.phases.restore_sbom import restore_sboms
 
 __all__ = ["RestoreInputs", "RestoreReport", "Restorer"]
@@ -113,11 +118,12 @@ class Restorer:
         entry = self._previous_entry(bp.buildpack.id)
         store = entry.store if entry is not None else None
         if store is not None and store.metadata:
-            self._bp_dir(bp).mkdir(parents=True, exist_ok=True)
             try:
-                (self._bp_dir(bp) / "store.toml").write_text(tomli_w.dumps({"metadata": store.metadata}))
+                text = tomli_w.dumps({"metadata": store.metadata})
             except (TypeError, ValueError) as exc:
                 self.inputs.warn(f"not restoring store.toml of {bp.buildpack.id}: {exc}")
+                return
+            self._write(bp, "store.toml", text)
 
     # -- RES-2 ---------------------------------------------------------------------
     def _plan(self, bp: BuildpackDescriptor, cache_meta: CacheMetadata) -> list[_Layer]:
@@ -152,8 +158,7 @@ class Restorer:
         except (TypeError, ValueError) as exc:
             self.inputs.warn(f"not restoring metadata for '{layer.identifier}': {exc}")
             return False
-        self._bp_dir(layer.buildpack).mkdir(parents=True, exist_ok=True)
-        (self._bp_dir(layer.buildpack) / f"{layer.name}.toml").write_text(text)
+        self._write(layer.buildpack, f"{layer.name}.toml", text)
         self.inputs.log(f"Restoring metadata for '{layer.identifier}' from {layer.source}")
         self.report.metadata.append(layer.identifier)
         return True
@@ -223,6 +228,16 @@ class Restorer:
             self.inputs.cache.discard(sha)
 
     # -- helpers -----------------------------------------------------------------------
+    def _write(self, bp: BuildpackDescriptor, name: str, text: str) -> None:
+        """Replace ``<layers>/<id>/<name>`` (a link left there too), never writing through a link."""
+        try:
+            bp_dir = make_dirs(self.inputs.layers_dir, escape_id(bp.buildpack.id))
+            write_replacing(bp_dir / name, text.encode())
+        except OSError as exc:
+            raise PybuildError(
+                f"restore {name} of {bp.buildpack.id}", exc, exit_code=ExitCode.RESTORE
+            ) from None
+
     def _bp_dir(self, bp: BuildpackDescriptor) -> Path:
         return self.inputs.layers_dir / escape_id(bp.buildpack.id)
 

@@ -22,7 +22,6 @@ rest available.
 
 from __future__ import annotations
 
-import tarfile
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -32,7 +31,8 @@ from pathlib import Path
 from lifecycle.backends.store import pybuild_home
 from lifecycle.cnb.buildpack import load_buildpack_toml
 from lifecycle.cnb.ids import check_buildpack_id
-from lifecycle.errors import ConfigError, ImageNotFound
+from lifecycle.errors import ConfigError, ImageError, ImageNotFound
+from lifecycle.execution.rootfs import extract_archive
 from lifecycle.oci.digest import is_digest
 from lifecycle.platform.builders import BuildpackSource
 from lifecycle.platform.buildpackage_config import local_path, looks_like_path
@@ -112,9 +112,24 @@ def _local(text: str, path: Path) -> BuildpackRef:
         return BuildpackRef(text, RefKind.DIRECTORY, str(path))
     if path.suffix == ".cnb":
         return BuildpackRef(text, RefKind.CNB_FILE, str(path))
-    if tarfile.is_tarfile(path):
+    if _is_archive(path):
         return BuildpackRef(text, RefKind.ARCHIVE, str(path))
     raise ConfigError(_ACTION, f'"{text}" is a file but not a .tgz, .tar or .cnb (check the path)')
+
+
+# gzip, bzip2 and xz magic at the start; a tar's "ustar" magic in its first header.
+_COMPRESSED_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00")
+_TAR_HEADER = 512
+
+
+def _is_archive(path: Path) -> bool:
+    """A compressed file or a tar, by its first bytes (nothing in it is parsed yet)."""
+    try:
+        with path.open("rb") as source:
+            head = source.read(_TAR_HEADER)
+    except OSError as exc:
+        raise ConfigError(_ACTION, f"{path}: cannot be read: {exc.strerror}") from None
+    return head.startswith(_COMPRESSED_MAGIC) or head[257:262] == b"ustar"
 
 
 def _looks_like_id_version(text: str) -> bool:
@@ -184,11 +199,14 @@ def _archive_source(path: Path, ref: str, scratch: Path) -> BuildpackSource:
     """A ``.tgz``/``.tar`` with buildpack.toml at its root (or in its one top directory)."""
     scratch.mkdir(parents=True, exist_ok=True)
     dest = Path(tempfile.mkdtemp(dir=scratch, prefix="bp-"))
+    dest.chmod(0o755)  # the sandbox's host uid reads it (execution/sandbox_user.py)
     try:
-        with tarfile.open(path) as tar:
-            tar.extractall(dest, filter="data")
-    except (tarfile.TarError, OSError) as exc:
-        raise ConfigError(_ACTION, f'"{ref}": cannot extract {path}: {exc}') from None
+        with path.open("rb") as stream:
+            extract_archive(stream, dest)
+    except ImageError as exc:
+        raise ConfigError(_ACTION, f'"{ref}": cannot extract {path}: {exc.cause}') from None
+    except OSError as exc:
+        raise ConfigError(_ACTION, f'"{ref}": cannot read {path}: {exc.strerror}') from None
     children = list(dest.iterdir())
     if not (dest / "buildpack.toml").is_file() and len(children) == 1 and children[0].is_dir():
         dest = children[0]

@@ -2,7 +2,8 @@
 
 Resolve the builder, run image, target and cache; prepare the workspace; run analyze,
 detect, restore, build and export with one executor; write the image to its target, then
-the cache (EXP-14: cache failures only warn). A rebuild reuses what did not change: layer
+the cache (EXP-14: cache failures only warn). Image extensions (DET-16) generate, switch
+and extend between detect and export (``build_extensions``). A rebuild reuses what did not change: layer
 metadata and cached contents come back (RES-*), unchanged layers are reused by reference
 (EXP-3, EXP-7), and a blob compressed once on this machine is not compressed again.
 """
@@ -18,13 +19,16 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from lifecycle.backends.base import repository_of
 from lifecycle.backends.store import LocalStore, pybuild_home
+from lifecycle.cnb import write_toml
 from lifecycle.cnb.buildpack import BuildpackDescriptor
 from lifecycle.cnb.layers import ConfigMetadata
-from lifecycle.cnb.order import OrderEntry, OrderGroup
-from lifecycle.env import filter_platform_env, read_user_env
+from lifecycle.cnb.order import GroupElement, OrderEntry, OrderGroup
+from lifecycle.cnb.plan import PlanToml
+from lifecycle.env import Env, filter_platform_env, read_user_env
 from lifecycle.errors import ConfigError, ExitCode, PybuildError
 from lifecycle.execution.bwrap import HOST_CA_BUNDLE, BwrapRunner
 from lifecycle.execution.executor import BuildpackExecutor, TargetInfo
@@ -39,10 +43,19 @@ from lifecycle.phases.build import BuildInputs
 from lifecycle.phases.cache import LayerCache
 from lifecycle.phases.cache_writer import Cacher
 from lifecycle.phases.detect import Detector
+from lifecycle.phases.detect_extensions import ExtensionOrder
 from lifecycle.phases.export import Exporter, ExportInputs
+from lifecycle.phases.generate import GeneratedDockerfile, GenerateResult, Generator
 from lifecycle.phases.launch import launch_files, previous_launch_plan
 from lifecycle.phases.restore import RestoreInputs, Restorer
-from lifecycle.platform.bpref import resolve_buildpack
+from lifecycle.platform.build_extensions import (
+    ExtendedImage,
+    choose_extensions,
+    extend,
+    open_switched_run_image,
+    record_analyzed,
+    record_extensions,
+)
 from lifecycle.platform.builders import DEFAULT_BUILDER, Builder, BuildpackSource, load_builder
 from lifecycle.platform.cache import blob_index, find_known_layers, open_cache, previous_image
 from lifecycle.platform.defaults import ensure_builder
@@ -60,6 +73,7 @@ class BuildOptions:
     path: Path
     builder: str | None = None
     buildpacks: tuple[str, ...] = ()
+    extensions: tuple[str, ...] = ()  # --extension: directories or builder ids; the only order-extensions
     env: dict[str, str] = field(default_factory=dict)
     run_image: str | None = None
     executor: str = "bwrap"
@@ -133,7 +147,7 @@ def build(opts: BuildOptions, phases: Phases) -> BuildReport:
     run_name = opts.run_image or builder.run_images[0].image
     run_source = open_target(run_name, home=home)  # the local store, or a registry for host/repo names
     run_image = run_source.store.image(run_source.name)
-    _check_platform(store.image(builder.build_image), run_image, run_name)
+    _check_platform(builder.base_image(store), run_image, run_name)
     target = open_target(opts.image, create=True, home=home)
     cache = open_cache(
         home,
@@ -145,7 +159,7 @@ def build(opts: BuildOptions, phases: Phases) -> BuildReport:
         publish=target.kind == "registry",
     )
     context = _Context(
-        opts, phases, builder, store.image(builder.build_image), run_name, run_image, home, target, cache
+        opts, phases, builder, builder.base_image(store), run_name, run_image, home, target, cache
     )
     scratch_root = home / "tmp"
     scratch_root.mkdir(parents=True, exist_ok=True)
@@ -178,6 +192,8 @@ class _Context:
     target: Target
     cache: LayerCache
     group: tuple[BuildpackDescriptor, ...] = ()
+    group_extensions: tuple[GroupElement, ...] = ()
+    extended_run: ExtendedImage | None = None
 
     @property
     def user(self) -> tuple[int, int]:
@@ -208,6 +224,8 @@ class _Context:
         opts = self.opts
         sources = dict(self.builder.buildpacks)
         chosen: list[BuildpackSource] = []
+        if opts.buildpacks:  # only then: resolving refs needs the buildpackage readers and their models
+            from lifecycle.platform.bpref import resolve_buildpack
         for ref in opts.buildpacks:
             found = resolve_buildpack(
                 ref, base=Path.cwd(), scratch=work, builder_buildpacks=self.builder.buildpacks, home=self.home
@@ -233,7 +251,10 @@ class _Context:
         phases.phase("ANALYZING")
         analysis = self._analyze(layers)
         sources, order = self._sources(work)
-        workspace = Workspace(app, layers, platform, {ref: s.path for ref, s in sources.items()})
+        extensions = choose_extensions(self.builder, opts.extensions, Path.cwd())
+        dirs = {ref: s.path for ref, s in sources.items()}
+        dirs.update({ref: e.path for ref, e in extensions.extensions.items()})
+        workspace = Workspace(app, layers, platform, dirs)
         executor = BuildpackExecutor(
             self._runner(), workspace, _target_info(self.run_image), output=phases.output
         )
@@ -242,18 +263,80 @@ class _Context:
         descriptors = {ref: s.descriptor for ref, s in sources.items()}
         phases.phase("DETECTING")
         system = self.builder.system if order is self.builder.order else None
-        group, plan = Detector(order, descriptors, executor, base_env, user_env, system).detect(layers)
+        detector = Detector(order, descriptors, executor, base_env, user_env, system, extensions)
+        group, plan = detector.detect(layers)
         for bp in group:
             phases.info(f"{bp.buildpack.id} {bp.buildpack.version}")
         self.group = tuple(group)
+        generated = None
+        if detector.group_extensions:
+            self.group_extensions = tuple(detector.group_extensions)
+            generated = self._generate(work, extensions, plan, executor, base_env, user_env)
+            plan = generated.plan
+            executor = BuildpackExecutor(
+                self._runner(), workspace, _target_info(self.run_image), output=phases.output
+            )
         phases.phase("RESTORING")
         self._restore(layers, analysis)
         phases.phase("BUILDING")
         inputs = BuildInputs(self.group, plan, layers, base_env, user_env, self.builder.env)
-        metadata = BuildPhase(inputs, executor).build()
+        metadata = record_extensions(layers, BuildPhase(inputs, executor).build(), self.group_extensions)
+        if generated is not None and generated.extend_run:
+            phases.phase("EXTENDING (run)")
+            self.extended_run = self._extend(work, self.run_image, generated.run, "run")
         phases.phase("EXPORTING")
         exporter = Exporter(self._export_inputs(work, group, metadata, analysis))
         return exporter.export(), exporter
+
+    def _generate(
+        self,
+        work: Path,
+        extensions: ExtensionOrder,
+        plan: PlanToml,
+        executor: BuildpackExecutor,
+        base_env: Env,
+        user_env: dict[str, str],
+    ) -> GenerateResult:
+        """Generate (91/92), then switch the run image and extend the build image as it says."""
+        phases, layers = self.phases, work / "layers"
+        phases.phase("GENERATING")
+        chosen = [extensions.extensions[e.ref] for e in self.group_extensions]
+        for extension in chosen:
+            phases.info(f"{extension.descriptor.extension.id} {extension.descriptor.extension.version}")
+        generated = Generator(chosen, plan, executor, base_env, user_env).generate()
+        write_toml(layers / "plan.toml", generated.plan)
+        if generated.run_image is not None:
+            known = [r.image for r in self.builder.run_images]
+            self.run_image = open_switched_run_image(generated.run_image, self.home, known, phases.warning)
+            self.run_name = generated.run_image
+            _check_platform(self.build_image, self.run_image, self.run_name)
+            phases.info(f"Run image {self.run_name} (chosen by an extension)")
+        record_analyzed(layers / "analyzed.toml", generated, self.run_name, self.builder.build_image)
+        if generated.build:
+            phases.phase("EXTENDING (build)")
+            self.build_image = self._extend(work, self.build_image, generated.build, "build").image
+        return generated
+
+    def _extend(
+        self,
+        work: Path,
+        base: Image,
+        dockerfiles: tuple[GeneratedDockerfile, ...],
+        kind: Literal["build", "run"],
+    ) -> ExtendedImage:
+        extended = extend(
+            base,
+            dockerfiles,
+            kind=kind,
+            scratch=work / f"extend-{kind}",
+            rootfs_cache=self.home / "cache" / "rootfs",
+            network=self.opts.network,
+            user=self.user,
+            log=self.phases.info,
+            output=self.phases.output,
+        )
+        self.phases.info(f"Extended the {kind} image with {extended.layers} layer(s)")
+        return extended
 
     def _analyze(self, layers: Path) -> Analysis:
         """ANA-1, ANA-2: the previous image's label, and analyzed.toml."""
@@ -312,8 +395,10 @@ class _Context:
                 return None
             return previous_launch_plan(analysis.image, analysis.metadata)
 
+        extended = self.extended_run
         return ExportInputs(
-            run_image=self.run_image,
+            run_image=extended.image if extended else self.run_image,
+            extended_from=extended.base if extended else None,
             run_image_name=self.run_name,
             run_image_mirrors=self._mirrors(),
             run_image_reference=f"{repository_of(self.run_name)}@{self.run_image.digest}",

@@ -13,7 +13,6 @@ and ``index.json`` may name an image or an index of them (linux/amd64, else the 
 from __future__ import annotations
 
 import io
-import json
 import os
 import tarfile
 from pathlib import Path
@@ -24,12 +23,21 @@ from lifecycle.oci.digest import check_digest, hex_part
 from lifecycle.oci.files import create_temp
 from lifecycle.oci.image import Image
 from lifecycle.oci.media import OCI_INDEX, is_index
-from lifecycle.oci.models import Descriptor, Index, Manifest, parse_model
+from lifecycle.oci.models import (
+    MAX_CONFIG_BYTES,
+    MAX_MANIFEST_BYTES,
+    Descriptor,
+    Index,
+    Manifest,
+    json_object,
+    parse_model,
+)
 from lifecycle.oci.tarball import DEFAULT_MTIME
 
 __all__ = ["CnbArchive", "open_cnb", "write_cnb"]
 
 _LAYOUT_FILE = b'{"imageLayoutVersion":"1.0.0"}'
+_MAX_INDEX_DEPTH = 8
 
 
 def write_cnb(image: Image, path: Path) -> None:
@@ -121,9 +129,14 @@ class CnbArchive:
             raise BlobNotFound(f"read {self.path}", f"{name} is missing from the archive (not a .cnb file?)")
         return member
 
-    def read(self, name: str) -> bytes:
-        """A small member (index.json, a manifest, a config) as bytes."""
-        with self._open(self._member(name)) as stream:
+    def read(self, name: str, limit: int = MAX_MANIFEST_BYTES) -> bytes:
+        """A small member (index.json, a manifest, a config) as bytes; larger than ``limit`` is refused."""
+        member = self._member(name)
+        if member.size > limit:
+            raise ImageError(
+                f"read {self.path}", f"{name} is {member.size} bytes, more than the {limit} bytes allowed"
+            )
+        with self._open(member) as stream:
             return stream.read()
 
     def _open(self, member: tarfile.TarInfo) -> BinaryIO:
@@ -137,14 +150,25 @@ class CnbArchive:
         index = parse_model(Index, self.read("index.json"), f"index.json of {self.path}")
         desc = _pick(index, str(self.path))
         raw = self._blob(desc)
-        while is_index(desc.media_type) or _is_index_document(raw):
+        depth = 0
+        while is_index(desc.media_type) or self._is_index_document(raw):
+            depth += 1
+            if depth > _MAX_INDEX_DEPTH:
+                raise ImageError(f"read {self.path}", f"its indexes nest more than {_MAX_INDEX_DEPTH} deep")
             desc = _pick(parse_model(Index, raw, f"index in {self.path}"), str(self.path))
             raw = self._blob(desc)
         manifest = parse_model(Manifest, raw, f"manifest in {self.path}")
-        return Image.from_raw(raw, self._blob(manifest.config), self, str(self.path))
+        return Image.from_raw(raw, self._blob(manifest.config, MAX_CONFIG_BYTES), self, str(self.path))
 
-    def _blob(self, desc: Descriptor) -> bytes:
-        data = self.read(f"blobs/sha256/{hex_part(desc.digest)}")
+    def _is_index_document(self, raw: bytes) -> bool:
+        """An index without a mediaType is told from a manifest by its ``manifests`` key."""
+        document = json_object(
+            raw, f"read {self.path}", what="image manifest or index", limit=MAX_MANIFEST_BYTES
+        )
+        return "manifests" in document and "config" not in document
+
+    def _blob(self, desc: Descriptor, limit: int = MAX_MANIFEST_BYTES) -> bytes:
+        data = self.read(f"blobs/sha256/{hex_part(desc.digest)}", limit)
         check_digest(data, desc.digest, f"blob {desc.digest} of {self.path}")
         return data
 
@@ -161,15 +185,6 @@ def _index_members(path: Path) -> dict[str, tarfile.TarInfo]:
     except (OSError, tarfile.TarError) as exc:
         raise ImageError(f"read {path}", f"not a .cnb file (an uncompressed tar): {exc}") from None
     return {os.path.normpath(m.name.lstrip("/")): m for m in members if m.isreg()}
-
-
-def _is_index_document(raw: bytes) -> bool:
-    """An index without a mediaType is told from a manifest by its ``manifests`` key."""
-    try:
-        document = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        return False
-    return isinstance(document, dict) and "manifests" in document and "config" not in document
 
 
 def _pick(index: Index, what: str) -> Descriptor:

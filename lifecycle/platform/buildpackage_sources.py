@@ -32,7 +32,7 @@ from lifecycle.platform.buildpackage_labels import (
     parse_metadata,
 )
 
-__all__ = ["PackagedBuildpack", "buildpack_cache", "extracted_layer", "package_sources"]
+__all__ = ["PackagedBuildpack", "buildpack_cache", "extracted_layer", "labelled_sources", "package_sources"]
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,19 @@ def package_sources(image: Image, what: str, cache_dir: Path) -> list[PackagedBu
         _source(image, bp_id, version, layers, what, cache_dir)
         for bp_id, version in _entries(image, layers, entry.ref)
     ]
+
+
+def labelled_sources(image: Image, what: str, cache_dir: Path) -> list[PackagedBuildpack]:
+    """Every buildpack the ``io.buildpacks.buildpack.layers`` label of ``image`` names (a builder
+    image has no entrypoint), by the position of its layer."""
+    layers = parse_layers(image.labels.get(BUILDPACK_LAYERS_LABEL, "{}"), what)
+    position = {diff_id: i for i, diff_id in enumerate(image.diff_ids)}
+    found = sorted(
+        (position.get(info.layer_diff_id, len(position)), bp_id, version)
+        for bp_id, versions in layers.items()
+        for version, info in versions.items()
+    )
+    return [_source(image, bp_id, version, layers, what, cache_dir) for _, bp_id, version in found]
 
 
 def _entries(image: Image, layers: BuildpackLayers, top: str) -> list[tuple[str, str]]:

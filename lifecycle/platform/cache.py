@@ -5,7 +5,8 @@
 - The layer cache is ``--cache-image REF`` (an image in any store) or else a directory on
   this machine named after the image without its tag, or ``--cache NAME``.
 - Known blobs: the compressed-blob index over the stores at hand (the target's layout and
-  the local store), so a layer already compressed here is not compressed again.
+  the local store), so a layer already compressed here is not compressed again; and over the
+  target itself when it can say it holds a blob (a registry), so it is not uploaded again either.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from lifecycle.backends.base import HoldsBlobs
 from lifecycle.backends.store import LocalStore
 from lifecycle.errors import ImageNotFound, PybuildError
 from lifecycle.oci.image import Image
@@ -87,13 +89,14 @@ def blob_index(home: Path) -> BlobIndex:
 
 
 def find_known_layers(home: Path, target: Target) -> FindLayer:
-    """The blob index over the target's blobs and the local store's."""
+    """The blob index over the target's blobs and the local store's, then the target's own word."""
     stores: list[BlobStore] = []
     for store in (target.store, LocalStore(home)):
         layout = getattr(store, "layout", store)
         if isinstance(layout, BlobStore) and all(s.root != layout.root for s in stores):
             stores.append(layout)
-    return blob_index(home).finder(stores)
+    remote = [(target.store, target.name)] if isinstance(target.store, HoldsBlobs) else []
+    return blob_index(home).finder(stores, remote)
 
 
 @dataclass(frozen=True)

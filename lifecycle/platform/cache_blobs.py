@@ -4,8 +4,11 @@
 size) of the gzip blob this machine made for that tar. Before compressing a layer the
 exporter asks ``finder``: when the index knows the tar's diffID and a store at hand still has
 the blob, with the right size and the tar's length in its gzip trailer, that blob is used as
-it is, so nothing is compressed or copied (DESIGN.md "fast layers"). Entries are recorded
-only after the image that holds the blob is stored; an unreadable entry is ignored.
+it is, so nothing is compressed or copied (DESIGN.md "fast layers"). Failing that, a target that
+can say whether it already holds a blob (the ``HoldsBlobs`` capability: a registry's HEAD) is
+asked: a layer published before, whose blob is on no store here, is then neither compressed nor
+uploaded again. Entries are recorded only after the image that holds the blob is stored; an
+unreadable entry is ignored.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from typing import BinaryIO, Protocol, runtime_checkable
 
 from pydantic import ValidationError
 
+from lifecycle.backends.base import HoldsBlobs
+from lifecycle.errors import ImageError
 from lifecycle.oci.digest import hex_part, is_digest
 from lifecycle.oci.files import create_temp
 from lifecycle.oci.layer import Layer
@@ -69,8 +74,11 @@ class BlobIndex:
             except OSError:
                 continue  # the index only saves work; a failed entry costs a compression later
 
-    def finder(self, stores: Sequence[BlobStore]) -> FindLayer:
-        """Look a tar up: a handle on a blob one of ``stores`` holds for its diffID, else None."""
+    def finder(
+        self, stores: Sequence[BlobStore], targets: Sequence[tuple[HoldsBlobs, str]] = ()
+    ) -> FindLayer:
+        """Look a tar up: a handle on a blob one of ``stores`` holds for its diffID, else on one that
+        a ``(store, ref)`` of ``targets`` already holds (asked only when no local store has it)."""
 
         def find(tarred: TarredLayer) -> Layer | None:
             descriptor = self.lookup(tarred.diff_id)
@@ -79,6 +87,13 @@ class BlobIndex:
             for store in stores:
                 if _holds(store, descriptor, tarred.size):
                     return Layer(descriptor, tarred.diff_id, store)
+            for target, ref in targets:
+                try:
+                    source = target.known_blob(ref, descriptor.digest, descriptor.size)
+                except ImageError:
+                    source = None  # the index only saves work: a failed look-up costs a compression
+                if source is not None:
+                    return Layer(descriptor, tarred.diff_id, source)
             return None
 
         return find

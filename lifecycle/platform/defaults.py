@@ -30,7 +30,7 @@ def ensure_builder(name: str, store: LocalStore, info: Callable[[str], None]) ->
     stack_dir, config = KNOWN_BUILDERS[name]
     info(f"Creating builder {name} (first use)")
     build_stack(source_root() / stack_dir, store, progress=RichStackProgress())
-    create_builder(name, source_root() / config, store.home)
+    create_builder(name, source_root() / config, store.home, info=info)
 
 
 def ensure_default_builder(store: LocalStore, info: Callable[[str], None]) -> None:

@@ -13,6 +13,7 @@ import os
 import shutil
 import sys
 import tempfile
+import tomllib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -108,10 +109,21 @@ class BuildpackDirs(Mapping[str, Path]):
     def __iter__(self) -> Iterator[str]:
         for toml in sorted(self.root.rglob("buildpack.toml")) if self.root.is_dir() else ():
             relative = toml.parent.relative_to(self.root)
-            yield f"{relative.parent.as_posix()}@{relative.name}"
+            yield f"{_declared_id(toml) or relative.parent.as_posix()}@{relative.name}"
 
     def __len__(self) -> int:
         return sum(1 for _ in self)
+
+
+def _declared_id(toml: Path) -> str | None:
+    """The ``[buildpack] id`` of ``toml`` (an escaped directory name does not say whether ``_`` was
+    ``/``), read without validation; None if it cannot be read."""
+    try:
+        with toml.open("rb") as fh:
+            declared = tomllib.load(fh).get("buildpack", {}).get("id")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return declared if isinstance(declared, str) and declared else None
 
 
 class BuildpackDescriptors(Mapping[str, BuildpackDescriptor]):
@@ -210,7 +222,13 @@ def run_detector(inputs: PhaseInputs) -> None:
     """DET-*: order.toml (plus system.toml on 0.15) -> group.toml and plan.toml."""
     if not inputs.order_path.is_file():
         raise ConfigError("detect", f"{inputs.order_path} does not exist", exit_code=ExitCode.DETECT_OTHER)
-    order = load_order_toml(inputs.order_path).order
+    order_toml = load_order_toml(inputs.order_path)
+    order = order_toml.order
+    if order_toml.order_extensions:  # the phase commands have no generate or extend: detect without them
+        from lifecycle.platform.build_extensions import check_experimental
+
+        mode = os.environ.get("CNB_EXPERIMENTAL_MODE")
+        check_experimental("image extensions ([[order-extensions]] in order.toml)", mode, info)
     system = None
     if inputs.system_path is not None and inputs.system_path.is_file():
         system = load_system_toml(inputs.system_path)

@@ -2,7 +2,12 @@
 
 The run image comes from ``--run-image``, else from the label (``runImage.image``,
 then its mirrors, then ``stack.runImage``), resolved to its *current* digest
-(REB-1). The tag moves only after the whole rebased image is stored.
+(REB-1). The tag moves only after the whole rebased image is stored, and only if it still names
+the image the rebase read: a build that lands on the tag meanwhile is never undone. Then the
+rebase starts once more from the new image (when it read the app from that tag), else it fails
+with the rebase exit code (72). The swap is atomic on the local store and OCI layouts; on a
+registry and the Docker daemon, which have no conditional write, the tag is read again just
+before it is written, so only a write landing inside that last round trip can still be lost.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from pathlib import Path
 
 import tomli_w
 
-from lifecycle.backends.base import BlobStats
+from lifecycle.backends.base import BlobStats, ImageStore, SwapsTags
 from lifecycle.errors import ImageNotFound, PybuildError
 from lifecycle.oci.image import Image
 from lifecycle.phases.adopt import adopt
@@ -77,28 +82,67 @@ def find_run_image(app: Image) -> tuple[str, Target, Image]:
     )
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """One attempt: what to point the tag at (None: leave it as it is), and what was read."""
+
+    image: Image | None
+    digest: str
+    result: RebaseResult | None
+    read_from: tuple[Target, ...]
+
+
 def rebase(opts: RebaseOptions) -> RebaseReport:
     target = open_target(opts.image, publish=opts.publish)
+    # Reading the app from the tag itself, a retry rebases whatever landed there; reading it
+    # from --previous-image, a retry would only rebase the same app over the newer build.
+    retries = 0 if opts.previous_image else 1
+    while True:
+        expected = target.store.resolve(target.name)  # before the app is read: a move is seen
+        plan = _plan(opts)
+        digest = plan.digest if plan.image is None else _swap(target.store, plan.image, target.name, expected)
+        if digest is not None:
+            break
+        if retries == 0:
+            now = target.store.resolve(target.name)
+            raise RebaseFailed(
+                f"write {target.display}",
+                f"the tag moved to {now or 'nothing'} while rebasing (it named {expected or 'nothing'}); "
+                "it was left as it is, run the rebase again to rebase the new image",
+            )
+        retries -= 1
+    if opts.report and plan.result is not None:
+        _write_report(opts.report, target.display, digest, plan.result)
+    return RebaseReport(target.display, digest, plan.result, _layer_bytes_read(*plan.read_from, target))
+
+
+def _plan(opts: RebaseOptions) -> _Plan:
     source, app = _open_image(opts.previous_image or opts.image, "read app image", opts.publish)
     if opts.base_image:
         base_target, base = _open_image(opts.base_image, "read base image")
         image = adopt(app, base, opts.base_image, force=opts.force)
-        digest = target.store.write(image, [target.name])
-        return RebaseReport(target.display, digest, None, _layer_bytes_read(source, base_target, target))
+        return _Plan(image, image.digest, None, (source, base_target))
     if opts.run_image:
         name = opts.run_image
         base_target, base = _open_image(name, "read run image")
     else:
         name, base_target, base = find_run_image(app)
     result = Rebaser(RebaseInputs(app, base, name, opts.force, bool(opts.run_image))).rebase()
-    digest = app.digest
     if not result.up_to_date:
-        digest = target.store.write(result.image, [target.name])
-    elif opts.previous_image:
-        digest = target.store.write(app, [target.name])
-    if opts.report:
-        _write_report(opts.report, target.display, digest, result)
-    return RebaseReport(target.display, digest, result, _layer_bytes_read(source, base_target, target))
+        return _Plan(result.image, result.image.digest, result, (source, base_target))
+    return _Plan(app if opts.previous_image else None, app.digest, result, (source, base_target))
+
+
+def _swap(store: ImageStore, image: Image, tag: str, expected: str | None) -> str | None:
+    """Point ``tag`` at ``image`` only if it still names ``expected`` (what ``resolve`` gave).
+
+    The digest the store reports for the write, or None when the tag had moved.
+    """
+    if isinstance(store, SwapsTags):
+        return image.digest if store.write_if(image, tag, expected) else None
+    if store.resolve(tag) != expected:
+        return None
+    return store.write(image, [tag])
 
 
 def _write_report(path: Path, tag: str, digest: str, result: RebaseResult) -> None:

@@ -45,8 +45,10 @@ def test_bwrap_runs_as_build_user_with_binds_and_clean_env(
     code, out = _run(runner, ws, script, {"GREETING": "hi"})
     assert code == 7
     assert out.splitlines() == ["1000", "1000", "1000", "hi", "nohome", "buildpack files", "readonly-root"]
-    assert (ws.app / "made").stat().st_uid == os.geteuid()
-    assert (ws.layers / "made").stat().st_uid == os.geteuid()
+    # Started by root, bwrap runs as the sandbox's host uid, never as root (sandbox_user.py).
+    owner = runner.host_user.uid if runner.host_user else os.geteuid()
+    assert (ws.app / "made").stat().st_uid == owner
+    assert (ws.layers / "made").stat().st_uid == owner
 
 
 def test_bwrap_network_none_has_only_loopback(tmp_path: Path, busybox_image: OciImage, bwrap: Tool) -> None:

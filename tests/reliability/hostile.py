@@ -7,7 +7,7 @@ refused (``"refuse"``) or may be extracted with the danger neutralised (``"neutr
 
 - ``rootfs``: ``lifecycle.execution.rootfs`` (build and run images),
 - ``cache``: ``lifecycle.phases.cache_extract`` (cache restore; names under the layer prefix),
-- ``buildpack``: ``lifecycle.platform.builders.resolve_buildpack_dir`` (a ``.tgz`` buildpack).
+- ``buildpack``: ``lifecycle.platform.bpref.resolve_buildpack`` (a ``.tgz`` buildpack).
 
 Whatever the outcome, ``Jail.check`` must find every file outside the target as it was.
 """

@@ -155,28 +155,66 @@ def test_threads_writing_deleting_and_collecting_one_layout_never_corrupt_it(tmp
     record("concurrency", "layout_operations", rounds * 6)
 
 
-@pytest.mark.integration
-def test_a_rebase_never_overwrites_a_build_that_landed_while_it_ran(
-    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
-) -> None:
-    """The tag moved (a new build) between rebase's read and its write: rebase must not undo it."""
-    reason = "reported: platform/rebase.py writes with store.write, not compare-and-swap (write_if)"
-    request.applymarker(pytest.mark.xfail(reason=reason, strict=True))
-    app = tmp_path / "app"
-    shutil.copytree(ROOT / "samples" / "procfile-shell", app)
-    pybuild("build", "app", "--path", str(app), "--builder", TINY_BUILDER)
-    (app / "new.txt").write_text("version 2")
+def _build_during_rebase(monkeypatch: pytest.MonkeyPatch, app: Path, times: int) -> list[str]:
+    """The first ``times`` rebases each let a new build of ``app`` land on the tag before writing."""
     original = rebase_phase.Rebaser.rebase
     landed: list[str] = []
 
     def rebase_while_a_build_lands(self: rebase_phase.Rebaser) -> rebase_phase.RebaseResult:
         result = original(self)
-        landed.append(last_line(pybuild("build", "app", "--path", str(app), "--builder", TINY_BUILDER)))
+        if len(landed) < times:
+            (app / "new.txt").write_text(f"version {len(landed) + 2}")
+            landed.append(last_line(pybuild("build", "app", "--path", str(app), "--builder", TINY_BUILDER)))
         return result
 
     monkeypatch.setattr(rebase_phase.Rebaser, "rebase", rebase_while_a_build_lands)
-    try:
+    return landed
+
+
+@pytest.mark.integration
+def test_a_rebase_never_overwrites_a_build_that_landed_while_it_ran(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tag moved (a new build) between rebase's read and its write, on each try: it refuses."""
+    app = tmp_path / "app"
+    shutil.copytree(ROOT / "samples" / "procfile-shell", app)
+    pybuild("build", "app", "--path", str(app), "--builder", TINY_BUILDER)
+    landed = _build_during_rebase(monkeypatch, app, times=2)
+    with pytest.raises(rebase_phase.RebaseFailed, match="moved") as raised:
         run_rebase(RebaseOptions("app", run_image="pybuild/run:tiny-2"))
-    except Exception as exc:  # a clear refusal is fine
-        assert "moved" in str(exc)
-    assert LocalStore(home).resolve("app") == landed[0], "the rebase silently replaced the new build"
+    assert raised.value.exit_code == 72 and "\n" not in str(raised.value)
+    assert len(landed) == 2, "the rebase retries once from the new build, then gives up"
+    assert LocalStore(home).resolve("app") == landed[-1], "the rebase silently replaced the new build"
+
+
+@pytest.mark.integration
+def test_a_rebase_retries_once_from_a_build_that_landed_while_it_ran(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = tmp_path / "app"
+    shutil.copytree(ROOT / "samples" / "procfile-shell", app)
+    pybuild("build", "app", "--path", str(app), "--builder", TINY_BUILDER)
+    landed = _build_during_rebase(monkeypatch, app, times=1)
+    report = run_rebase(RebaseOptions("app", run_image="pybuild/run:tiny-2"))
+    store = LocalStore(home)
+    new_build, rebased = store.image(landed[0]), store.image("app")
+    run = store.image("pybuild/run:tiny-2")
+    assert report.digest == rebased.digest != landed[0]
+    assert rebased.diff_ids[: len(run.diff_ids)] == run.diff_ids
+    assert new_build.diff_ids[-1] == rebased.diff_ids[-1], "the retry rebased the build that landed"
+
+
+@pytest.mark.integration
+def test_a_rebase_from_previous_image_refuses_when_the_tag_moved(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With --previous-image the app is not read from the tag, so a retry would undo the build."""
+    app = tmp_path / "app"
+    shutil.copytree(ROOT / "samples" / "procfile-shell", app)
+    pybuild("build", "app", "--path", str(app), "--builder", TINY_BUILDER)
+    pybuild("tag", "app", "app:previous")
+    landed = _build_during_rebase(monkeypatch, app, times=2)
+    with pytest.raises(rebase_phase.RebaseFailed, match="moved"):
+        run_rebase(RebaseOptions("app", run_image="pybuild/run:tiny-2", previous_image="app:previous"))
+    assert len(landed) == 1, "no retry: it would rebase the previous image over the new build"
+    assert LocalStore(home).resolve("app") == landed[0]

@@ -34,12 +34,6 @@ from lifecycle.platform.cache_dir import DirectoryCache
 from .figures import record
 from .hostile import CACHE_PREFIX, DIR, EXTRACTORS, Case, Entry, Jail, cases, memory_layer, tar_bytes
 
-# Found by these tests in platform/bpref.py (_archive_source), which this suite does not own: reported,
-# listed in SECURITY.md "Known gaps". strict: each flips to a failure (remove it here) once fixed.
-REPORTED_BUILDPACK = {
-    "path-max-symlink-chain": "CVE-2025-4517 on Python < 3.11.13: tarfile's data filter is bypassed",
-    "pax-header-claims-one-terabyte": "MemoryError: tarfile reads a PAX header into memory whole",
-}
 _PLACEHOLDER = Path("/" + "p" * 60)  # case names do not depend on where a test runs
 
 
@@ -107,11 +101,8 @@ def _extract(extractor: str, case_name: str, jail: Jail, tmp_path: Path) -> Path
 
 @pytest.mark.parametrize(("extractor", "case_name"), _params())
 def test_hostile_entries_are_refused_or_neutralised_and_nothing_leaves_the_target(
-    extractor: str, case_name: str, tmp_path: Path, request: pytest.FixtureRequest
+    extractor: str, case_name: str, tmp_path: Path
 ) -> None:
-    reason = REPORTED_BUILDPACK.get(case_name) if extractor == "buildpack" else None
-    if reason:
-        request.applymarker(pytest.mark.xfail(reason=f"reported: {reason}", strict=True))
     jail = Jail(tmp_path / "jail").arm()
     case = _case(case_name, _PLACEHOLDER)
     expected = case.outcome(extractor)

@@ -10,7 +10,6 @@ may change and no secret may reach the image, the cache or the output.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -28,17 +27,16 @@ pytestmark = pytest.mark.integration
 EVIL = Path(__file__).parent / "buildpacks" / "evil"
 ENV_PRINTER = ROOT / "tests" / "fixtures" / "buildpacks" / "env-printer"
 ALLOWED = {"write-workspace", "write-own-layers", "write-tmp", "uid-is-1000"}
-# Reported, not ours to fix (lifecycle/execution/bwrap.py, process.py); see SECURITY.md "Known gaps".
-ROOT_MAPPED = {  # pybuild run as root maps the buildpack's uid to host root: kernel DAC checks pass
-    "write-host-sysctl": "bwrap.py: a buildpack rewrote a host sysctl (/proc/sys is the host's)",
-    "core-pattern-writable": "bwrap.py: kernel.core_pattern is writable: code execution as host root",
-    "sysrq-trigger-writable": "bwrap.py: /proc/sysrq-trigger would reboot or crash the host (blocked today)",
+# Attacks that pass wherever the buildpack's uid is host root to the kernel (DAC checks on root's
+# files); run as root, pybuild starts bwrap as an unprivileged host uid (execution/sandbox_user.py).
+ROOT_MAPPED = {
+    "write-host-sysctl": "a buildpack rewrote a host sysctl (/proc/sys is the host's)",
+    "core-pattern-writable": "kernel.core_pattern is writable: code execution as host root",
+    "sysrq-trigger-writable": "/proc/sysrq-trigger would reboot or crash the host",
 }
+# Reported, not ours to fix (lifecycle/execution/bwrap.py); see SECURITY.md "Known gaps".
 KNOWN_GAPS = {
-    **ROOT_MAPPED,
     "write-other-layers": "bwrap.py binds all of /layers writable (as the reference lifecycle does)",
-    "user-namespace": "bwrap.py lacks --disable-userns: a buildpack may nest user namespaces",
-    "shares-terminal-session": "bwrap.py lacks --new-session: TIOCSTI can reach pybuild's terminal",
 }
 
 
@@ -105,21 +103,19 @@ def test_malicious_buildpack_cannot_leave_the_sandbox_read_secrets_or_escalate(
 
 
 def test_root_invoked_sandbox_cannot_write_host_kernel_settings(
-    home: Path, tmp_path: Path, armed: tuple[Secrets, dict[str, Path], Jail], request: pytest.FixtureRequest
+    home: Path, tmp_path: Path, armed: tuple[Secrets, dict[str, Path], Jail]
 ) -> None:
-    """Separate from the test above so this breach shows in every CI run until it is fixed."""
-    if os.geteuid() == 0:
-        request.applymarker(
-            pytest.mark.xfail(reason="reported: " + "; ".join(ROOT_MAPPED.values()), strict=True)
-        )
+    """Separate from the test above: these passed while bwrap, started by root, ran the build user as root."""
     _, targets, _ = armed
     proc = _build(_app(tmp_path, "sandbox", targets, home), EVIL)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
     verdicts = _verdicts(proc.stdout)
-    assert {name: verdicts[name] for name in ROOT_MAPPED if verdicts[name][0] == "DONE"} == {}
+    reached = {name: verdicts.get(name, ("MISSING", "no verdict")) for name in ROOT_MAPPED}
+    assert {name: v for name, v in reached.items() if v[0] != "BLOCKED"} == {}, ROOT_MAPPED
 
 
 # Host-side attacks: symlinks the lifecycle (running as root, outside the sandbox) must not follow.
-# Each entry: attack -> the module that follows the link (all reported; see SECURITY.md).
+# Each entry: attack -> the module that once followed the link (see SECURITY.md).
 HOST_SIDE = {
     "group-toml": "phases/detect.py writes group.toml through a symlink",
     "plan-toml": "phases/detect.py writes plan.toml through a symlink",
@@ -131,7 +127,17 @@ HOST_SIDE = {
     "env-build-file": "env.read_env_dir",
     "env-build-dir": "env.read_env_dir",
 }
-FIXED_HERE = {"env-build-file", "env-build-dir", "group-toml", "plan-toml", "config-metadata", "config-dir"}
+FIXED_HERE = {
+    "env-build-file",
+    "env-build-dir",
+    "group-toml",
+    "plan-toml",
+    "config-metadata",
+    "config-dir",
+    "sbom-destination",
+    "sbom-source",
+    "env-launch-file",
+}
 
 
 @pytest.mark.parametrize("attack", sorted(HOST_SIDE))
@@ -161,14 +167,9 @@ RESTORE_SIDE = {
 
 @pytest.mark.parametrize("attack", sorted(RESTORE_SIDE))
 def test_restore_never_follows_a_symlink_planted_before_it(
-    attack: str,
-    home: Path,
-    tmp_path: Path,
-    armed: tuple[Secrets, dict[str, Path], Jail],
-    request: pytest.FixtureRequest,
+    attack: str, home: Path, tmp_path: Path, armed: tuple[Secrets, dict[str, Path], Jail]
 ) -> None:
     """detect runs before restore with /layers writable: it can plant where restore writes."""
-    request.applymarker(pytest.mark.xfail(reason=f"reported: {RESTORE_SIDE[attack]}", strict=True))
     _, targets, jail = armed
     seed = _build(_app(tmp_path, "restore-seed", targets, home), EVIL)
     assert seed.returncode == 0, seed.stdout + seed.stderr

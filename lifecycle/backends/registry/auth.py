@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import httpx
 
 from lifecycle.backends.registry.credentials import Credentials
+from lifecycle.errors import ImageError
+from lifecycle.oci.models import MAX_API_DOCUMENT_BYTES, json_object
 
 __all__ = ["Challenge", "RegistryAuth", "parse_challenges", "scopes_of"]
 
@@ -154,10 +156,10 @@ class RegistryAuth(httpx.Auth):
         if reply.status_code != 200:
             return None
         try:
-            body = reply.json()
-        except ValueError:
+            body = json_object(reply.content, "read token", what="token", limit=MAX_API_DOCUMENT_BYTES)
+        except ImageError:
             return None
-        token = body.get("token") or body.get("access_token") if isinstance(body, dict) else None
+        token = body.get("token") or body.get("access_token")
         if not isinstance(token, str) or not token:
             return None
         header = "Bearer " + token

@@ -29,6 +29,7 @@ from lifecycle.backends.registry.auth import RegistryAuth
 from lifecycle.backends.registry.credentials import CNB_REGISTRY_AUTH, Credentials
 from lifecycle.backends.registry.reference import is_loopback_host
 from lifecycle.errors import DigestMismatch, ImageError, ImageNotFound
+from lifecycle.oci.models import MAX_API_DOCUMENT_BYTES, json_object
 
 __all__ = [
     "CNB_INSECURE_REGISTRIES",
@@ -253,10 +254,10 @@ def _tls_refused(exc: Exception) -> bool:
 def _registry_code(response: httpx.Response) -> str:
     """``CODE: message`` of the first entry in a distribution error body, or the reason phrase."""
     try:
-        errors = response.json().get("errors") or []
-        first = errors[0]
+        body = json_object(response.content, "read error", what="error body", limit=MAX_API_DOCUMENT_BYTES)
+        first = (body.get("errors") or [])[0]
         text = f"{first.get('code', '')}: {first.get('message', '')}".strip(": ")
-    except (ValueError, AttributeError, IndexError, TypeError):
+    except (ImageError, AttributeError, IndexError, TypeError, KeyError):
         text = response.reason_phrase
     line = " ".join(str(text).split())
     return line[:_MESSAGE_LIMIT]

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 from lifecycle.backends.registry.reference import Reference
-from lifecycle.errors import DigestMismatch, ImageError, ImageNotFound
+from lifecycle.errors import DigestMismatch, ImageNotFound
 from lifecycle.oci.digest import check_digest, sha256_digest
 from lifecycle.oci.media import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST
-from lifecycle.oci.models import Descriptor, Index
+from lifecycle.oci.models import MAX_MANIFEST_BYTES, Descriptor, Index, json_object
 
 __all__ = ["ACCEPT", "manifest_media_type", "pick_platform", "verify_manifest"]
 
@@ -27,12 +25,7 @@ def verify_manifest(raw: bytes, target: Reference, served_digest: str | None, ac
 
 def manifest_media_type(raw: bytes, content_type: str, action: str) -> str:
     """The document's own ``mediaType``, else the response's Content-Type, else by its shape."""
-    try:
-        document = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        document = None
-    if not isinstance(document, dict):
-        raise ImageError(action, "the registry served a manifest that is not a JSON object")
+    document = json_object(raw, action, what="manifest the registry served", limit=MAX_MANIFEST_BYTES)
     declared = document.get("mediaType")
     if isinstance(declared, str) and declared:
         return declared

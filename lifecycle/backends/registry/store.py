@@ -27,7 +27,7 @@ from lifecycle.oci.digest import is_digest, sha256_digest
 from lifecycle.oci.image import Image
 from lifecycle.oci.layer import Layer
 from lifecycle.oci.media import is_index, is_manifest
-from lifecycle.oci.models import Index, Manifest, parse_model
+from lifecycle.oci.models import MAX_API_DOCUMENT_BYTES, Index, Manifest, json_object, parse_model
 
 __all__ = ["DEFAULT_PLATFORM", "RegistryStore"]
 
@@ -182,8 +182,9 @@ class RegistryStore:
             response = self.client.request("GET", url, action=action, repository=repository, ok=(200, 404))
             if response.status_code == 404:
                 return items
-            page = response.json().get(key) if isinstance(response.json(), dict) else None
-            items.extend(str(item) for item in page or [])
+            body = json_object(response.content, action, what="listing", limit=MAX_API_DOCUMENT_BYTES)
+            page = body.get(key)
+            items.extend(str(item) for item in (page if isinstance(page, list) else []))
             url = self._next_page(response)
         return items
 
@@ -191,9 +192,45 @@ class RegistryStore:
         found = _NEXT_LINK.search(response.headers.get("Link", ""))
         return None if found is None else self.client.http.base_url.join(found[1])
 
+    def known_blob(self, ref: str, digest: str, size: int) -> RegistryBlobs | None:
+        """The ``HoldsBlobs`` capability: a lazy source for blob ``digest`` if the repository ``ref``
+        names already has it, of ``size`` bytes when the registry says (one HEAD; nothing is read)."""
+        if not is_digest(digest):
+            return None
+        target = self.reference(ref)
+        found = self.client.request(
+            "HEAD",
+            f"/v2/{target.repository}/blobs/{digest}",
+            action=f"look for blob {digest} in {self.host}/{target.repository}",
+            repository=target.repository,
+            ok=(200, 404),
+        )
+        length = found.headers.get("Content-Length", "")
+        if found.status_code != 200 or (length.isdigit() and int(length) != size):
+            return None
+        return RegistryBlobs(self.client, target.repository, self.stats)
+
     # -- writes ------------------------------------------------------------------------------------
     def write(self, image: Image, tags: Sequence[str]) -> str:
         """Every blob into each named repository, then the manifest by each tag; returns the digest."""
+        for target in self._push_blobs_for(image, tags):
+            self.put_manifest(str(target), image.raw_manifest, image.media_type)
+        return image.digest
+
+    def write_if(self, image: Image, tag: str, expected: str | None) -> bool:
+        """Move ``tag`` to ``image`` only if it still names ``expected``, as near as distribution allows.
+
+        The distribution API has no conditional manifest PUT (``If-Match`` is not part of it), so
+        the blobs go first, then the tag is read (a HEAD) right before the PUT: a push that lands
+        between that HEAD and the PUT is still overwritten, a window of one round trip.
+        """
+        (target,) = self._push_blobs_for(image, [tag])
+        if self.resolve(str(target)) != expected:
+            return False
+        self.put_manifest(str(target), image.raw_manifest, image.media_type)
+        return True
+
+    def _push_blobs_for(self, image: Image, tags: Sequence[str]) -> list[Reference]:
         targets = [self.reference(tag) for tag in tags]
         if not targets:
             raise ConfigError(f"push image {image.digest}", "name at least one repository:tag to push to")
@@ -202,9 +239,7 @@ class RegistryStore:
                 raise DigestMismatch(f"push {target}", f"the image's digest is {image.digest}")
         for repository in dict.fromkeys(target.repository for target in targets):
             self._push_blobs(self._pusher(repository), image)
-        for target in targets:
-            self.put_manifest(str(target), image.raw_manifest, image.media_type)
-        return image.digest
+        return targets
 
     def put_manifest(self, ref: str, raw: bytes, media_type: str) -> str:
         """PUT a manifest or an index (whose blobs must already exist) by tag or digest; its digest."""
