@@ -49,6 +49,14 @@ def _creation_time(value: str | None) -> int | None:
 )
 @click.option("--env", "-e", "env", multiple=True, help="Build-time variable KEY=VALUE (or KEY).")
 @click.option("--env-file", type=click.Path(path_type=Path), multiple=True, help="File of KEY=VALUE lines.")
+@click.option(
+    "--secret",
+    "secret_specs",
+    multiple=True,
+    metavar="id=ID,env=NAME|src=FILE",
+    help="Build secret from variable NAME or FILE: read-only at /platform/secrets/ID during detect "
+    "and build, masked in output, refused in layers.",
+)
 @click.option("--run-image", help="Run image to build on (default: the builder's).")
 @click.option(
     "--descriptor", "-d", type=click.Path(path_type=Path), help="project.toml (default: PATH/project.toml)."
@@ -89,6 +97,7 @@ def build(
     extensions: tuple[str, ...],
     env: tuple[str, ...],
     env_file: tuple[Path, ...],
+    secret_specs: tuple[str, ...],
     run_image: str | None,
     descriptor: Path | None,
     creation_time: str | None,
@@ -107,6 +116,7 @@ def build(
     from lifecycle.platform.build import BuildOptions, Phases
     from lifecycle.platform.build import build as run_build
     from lifecycle.platform.project import apply_project
+    from lifecycle.platform.secrets import parse_secrets
     from lifecycle.platform.targets import set_registry_progress
 
     values: dict[str, str] = {}
@@ -126,6 +136,7 @@ def build(
         buildpacks=buildpacks,
         extensions=extensions,
         env=values,
+        secrets=parse_secrets(secret_specs, os.environ),
         run_image=run_image,
         executor=executor,
         network=network,

@@ -2,7 +2,8 @@
 
 ``detector``, ``builder`` ... run ``pybuild lifecycle <phase>`` with the rest of argv as is;
 any other name (``/cnb/process/<type>``, ``launcher``) is the launcher, which picks the
-process type from that name (LCH-2). Errors print one line and exit with the CNB code (§5).
+process type from that name (LCH-2). Errors print one line and exit with the CNB code (§5), an
+``OSError`` too (as ``pybuild`` reports it; ``-log-level debug`` adds the traceback).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import sys
 
 from lifecycle.cli.lifecycle import exec_launcher, run_phase
 from lifecycle.cli.output import Logger
-from lifecycle.errors import PybuildError
+from lifecycle.errors import ExitCode, PybuildError
 
 __all__ = ["main", "phase_for"]
 
@@ -38,6 +39,12 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
+    except OSError as exc:  # a full disk, a permission denied: one line, the phase's exit code
+        from lifecycle.cli.main import os_error_exit
+
+        message, code = os_error_exit(exc, ["lifecycle", phase])
+        Logger().error(message)
+        sys.exit(ExitCode.LAUNCH if phase == "launcher" else code)  # LCH-8: before the exec
     sys.exit(0)
 
 

@@ -50,8 +50,11 @@ def _runner(phase: str) -> Callable[[PhaseInputs], object]:
 def run_phase(phase: str, args: list[str]) -> None:
     """Parse (exit 3 or 11 on bad input), then run; generic phase errors get the phase's code."""
     inputs = parse_phase_args(phase, args, os.environ)
+    runner = _runner(phase)
+    from lifecycle.platform.phase_build import run_command
+
     try:
-        _runner(phase)(inputs)
+        run_command(inputs, runner)
     except PybuildError as exc:
         if exc.exit_code in _GENERIC and phase in PHASE_EXIT_CODES:
             exc.exit_code = PHASE_EXIT_CODES[phase]

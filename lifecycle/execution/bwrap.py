@@ -14,6 +14,9 @@ unprivileged host uid instead, never as root (``sandbox_user``). Also: ``--new-s
 namespaces: less kernel to attack) and ``/proc/sys`` bound read-only over itself (bwrap
 covers it only where the starting uid could write it; ``--remount-ro`` needs a mount
 point there, which an unprivileged bwrap does not make).
+
+Build secrets a request carries are mounted read-only at ``/platform/secrets/<id>`` from memory
+(``secret_mounts``); only an empty mount point is made on disk.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from lifecycle.execution.process import stream_process
 from lifecycle.execution.rootfs import MOUNT_FILES
 from lifecycle.execution.runner import OutputSink, ProcessRequest, SandboxPaths, Workspace, buildpack_path
 from lifecycle.execution.sandbox_user import HostUser, Staging, hand_over, sandbox_host_user
+from lifecycle.execution.secret_mounts import bwrap_secret_args, secret_fds
 
 __all__ = ["HOST_CA_BUNDLE", "BwrapRunner", "container_command", "run_container"]
 
@@ -57,15 +61,28 @@ class BwrapRunner:
         )
 
     def run(self, request: ProcessRequest, workspace: Workspace, output: OutputSink) -> int:
-        argv = self.command(request, workspace, _bwrap("start buildpack"))
+        bwrap = _bwrap("start buildpack")
         if self.host_user is not None:
             hand_over((workspace.app, workspace.layers), self.host_user)
-        return stream_process(argv, {"PATH": os.defpath}, None, output)
+        if request.secrets:
+            (workspace.platform / "secrets").mkdir(mode=0o755, exist_ok=True)  # the mount point
+        with secret_fds(request.secrets) as fds:
+            argv = self.command(request, workspace, bwrap, fds)
+            return stream_process(argv, {"PATH": os.defpath}, None, output, pass_fds=list(fds.values()))
 
-    def command(self, request: ProcessRequest, workspace: Workspace, bwrap: str = "bwrap") -> list[str]:
-        """The full argv that runs ``request``: bwrap's, behind the launcher when started by root."""
+    def command(
+        self,
+        request: ProcessRequest,
+        workspace: Workspace,
+        bwrap: str = "bwrap",
+        fds: dict[str, int] | None = None,
+    ) -> list[str]:
+        """The full argv that runs ``request``: bwrap's, behind the launcher when started by root.
+
+        ``fds`` (secret id -> an open fd holding its value) are mounted at ``/platform/secrets``."""
         staging = Staging(self.host_user)
-        argv = [bwrap, *self._mounts(workspace, staging), *_confine(self.uid, self.gid)]
+        argv = [bwrap, *self._mounts(workspace, staging), *bwrap_secret_args(fds or {})]
+        argv += _confine(self.uid, self.gid)
         argv += _network(self.rootfs, self.network, staging)
         argv += ["--chdir", request.cwd, "--clearenv"]
         for name, value in sorted(request.env.items()):

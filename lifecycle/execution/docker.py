@@ -13,11 +13,12 @@ daemon from our ``Image`` when the daemon lacks it (only its missing layers
 move, see ``lifecycle.backends.daemon``). Containers are removed afterwards,
 also when the run is interrupted.
 
-File ownership. Under bwrap the invoking user is mapped to the build user,
-so files a buildpack writes belong to the invoking user on the host. A
-container's user is a real uid on the host (docker does no user-namespace
-mapping by default), so the writable dirs must belong to the build user
-before each run, and what the buildpack writes stays owned by it on the host:
+File ownership. Under bwrap the build user is mapped to the invoking user, or
+to the unprivileged sandbox uid when pybuild runs as root
+(``lifecycle.execution.sandbox_user``). A container's user is a real uid on
+the host (docker does no user-namespace mapping by default), so the writable
+dirs must belong to the build user before each run, and what the buildpack
+writes stays owned by it on the host:
 - pybuild running as root (as here): the app and layers trees are handed to
   ``CNB_USER_ID:CNB_GROUP_ID`` before each run (``lchown`` of every entry not
   already theirs; modes are not touched, since the exporter keeps them and

@@ -19,6 +19,7 @@ from lifecycle.cnb.plan import BuildpackPlan, DetectPlan, load_detect_plan
 from lifecycle.env import Env
 from lifecycle.errors import ConfigError, ExitCode
 from lifecycle.execution.runner import OutputSink, ProcessRequest, Runner, SandboxPaths, Workspace
+from lifecycle.execution.secrets import NO_SECRETS, Secrets
 
 __all__ = ["BuildpackExecutor", "DetectOutcome", "DetectStatus", "TargetInfo"]
 
@@ -68,6 +69,7 @@ class BuildpackExecutor:
     target: TargetInfo = field(default_factory=TargetInfo)
     exec_env: str = "production"
     output: OutputSink = print
+    secrets: Secrets = NO_SECRETS  # at <platform>/secrets/<id> for bin/detect and bin/build only
 
     @property
     def paths(self) -> SandboxPaths:
@@ -138,7 +140,7 @@ class BuildpackExecutor:
         return self._run(argv, values)
 
     def _run(self, argv: list[str], env: dict[str, str]) -> int:
-        request = ProcessRequest(argv, env, self.paths.app)
+        request = ProcessRequest(argv, env, self.paths.app, self.secrets)
         return self.runner.run(request, self.workspace, self.output)
 
 

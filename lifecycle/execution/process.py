@@ -10,8 +10,14 @@ from lifecycle.execution.runner import OutputSink
 __all__ = ["stream_process"]
 
 
-def stream_process(argv: Sequence[str], env: Mapping[str, str], cwd: str | None, output: OutputSink) -> int:
-    """Run ``argv``; every output line goes to ``output`` as it comes."""
+def stream_process(
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    cwd: str | None,
+    output: OutputSink,
+    pass_fds: Sequence[int] = (),
+) -> int:
+    """Run ``argv``; every output line goes to ``output`` as it comes. ``pass_fds`` stay open in it."""
     with subprocess.Popen(
         list(argv),
         env=dict(env),
@@ -19,6 +25,7 @@ def stream_process(argv: Sequence[str], env: Mapping[str, str], cwd: str | None,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
+        pass_fds=tuple(pass_fds),
     ) as proc:
         assert proc.stdout is not None
         for raw in proc.stdout:

@@ -7,8 +7,10 @@ so no entry, hard link, whiteout or mount point ever reaches a path outside it.
 Names with ``..`` are refused, device nodes are skipped, setuid and setgid bits
 are dropped (nothing runs setuid under bubblewrap's no_new_privs, and such files
 would be a hazard on the host), and every layer must hash to its diffID, since
-the cache is keyed by diffIDs. The finished tree appears under its final name
-in one rename, so a killed extraction is never used.
+the cache is keyed by diffIDs. What a layer or an archive unpacks to is capped in
+bytes and entries (``lifecycle.oci.limits``), so a layer bomb is refused. The
+finished tree appears under its final name in one rename, so a killed extraction
+is never used.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import BinaryIO
 from lifecycle.errors import DigestMismatch, ImageError
 from lifecycle.oci.image import Image
 from lifecycle.oci.layer import Layer
+from lifecycle.oci.limits import LayerBudget
 
 __all__ = ["MOUNT_FILES", "MOUNT_POINTS", "chain_id", "extract_archive", "extract_rootfs", "rootfs_cache"]
 
@@ -163,11 +166,13 @@ class _BoundedTarInfo(tarfile.TarInfo):
 
 
 def _apply_layer(layer: Layer, dest: Path) -> None:
+    budget = LayerBudget("the layer", "read layer", ImageError)
     with layer.uncompressed() as stream:
-        hashed = _Hashed(stream)
+        hashed = _Hashed(budget.stream(stream))
         with tarfile.open(fileobj=hashed, mode="r|", tarinfo=_BoundedTarInfo) as tar:  # type: ignore[call-overload]
             while (member := tar.next()) is not None:
                 tar.members.clear()  # stream mode keeps every header otherwise
+                budget.entry(member)
                 _apply_member(tar, member, dest)
         actual = hashed.diff_id()
     if actual != layer.diff_id:
@@ -317,13 +322,16 @@ def extract_archive(stream: BinaryIO, dest: Path) -> None:
     symbolic link must be relative and, once everything is written, resolve inside ``dest``
     (a chain of links included), a hard link must name a regular file already extracted, and
     devices and FIFOs are refused. Modes lose setuid, setgid and group/other write bits, and
-    owners are not kept (tarfile's ``data`` filter). A refusal is an `ImageError`.
+    owners are not kept (tarfile's ``data`` filter). What it unpacks to is capped as a layer's
+    is (``lifecycle.oci.limits``). A refusal is an `ImageError`.
     """
     dest.mkdir(parents=True, exist_ok=True)
+    budget = LayerBudget("the archive", "read archive", ImageError)
     try:
         with tarfile.open(fileobj=stream, mode="r|*", tarinfo=_BoundedTarInfo) as tar:
             while (member := tar.next()) is not None:
                 tar.members.clear()  # type: ignore[attr-defined]  # stream mode keeps every header
+                budget.entry(member)
                 _archive_member(tar, member, dest)
         _check_links(dest)
     except (tarfile.TarError, OSError, EOFError) as exc:

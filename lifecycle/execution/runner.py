@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from lifecycle.execution.secrets import NO_SECRETS, Secrets
+
 __all__ = ["FakeRunner", "OutputSink", "ProcessRequest", "Runner", "SandboxPaths", "Workspace", "host_paths"]
 
 OutputSink = Callable[[str], None]
@@ -42,6 +44,7 @@ class ProcessRequest:
     argv: list[str]
     env: Mapping[str, str]
     cwd: str
+    secrets: Secrets = NO_SECRETS  # mounted at <platform>/secrets/<id> for this process only
 
 
 class Runner(Protocol):

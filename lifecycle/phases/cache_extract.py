@@ -3,8 +3,11 @@
 The tar comes from a cache, which is outside our control: every entry must sit under the
 layer's own path (``/layers/<id>/<name>``), go through real dirs this extraction made (never
 a symlink), and be a dir, file, symlink or hard link; the whole stream must hash to the
-diffID recorded for the layer. Anything else removes what was unpacked and raises
-``CacheError``, so a corrupt cache costs a rebuild of the layer, never a wrong one.
+diffID recorded for the layer. What it unpacks to is capped in bytes and entries
+(``lifecycle.oci.limits``: ``PYBUILD_MAX_LAYER_BYTES``, ``PYBUILD_MAX_LAYER_ENTRIES``), so a
+cache holding a layer bomb costs a refusal, not a full disk. Anything else removes what was
+unpacked and raises ``CacheError``, so a corrupt cache costs a rebuild of the layer, never a
+wrong one.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO, BinaryIO
 
 from lifecycle.fsutil import remove_tree
+from lifecycle.oci.limits import LayerBudget
 from lifecycle.phases.cache import CacheError
 
 __all__ = ["extract_layer", "remove_tree"]
@@ -125,11 +129,14 @@ def extract_layer(stream: BinaryIO, prefix: str, dest: Path, diff_id: str) -> No
     ``dest`` exists afterwards only if every entry was valid and the stream hashed to
     ``diff_id``; otherwise it is removed and ``CacheError`` says why.
     """
-    reader = _HashingReader(stream)
+    budget = LayerBudget(f"the cached layer {prefix}", "restore cached layer", CacheError)
+    reader = _HashingReader(budget.stream(stream))
     unpacker = _Unpacker(dest, PurePosixPath("/", prefix))
     try:
         with tarfile.open(fileobj=reader, mode="r|") as tar:  # type: ignore[call-overload]
-            for member in tar:
+            while (member := tar.next()) is not None:
+                tar.members.clear()  # stream mode keeps every header otherwise
+                budget.entry(member)
                 unpacker.add(member, tar)
         actual = reader.digest()
         if actual != diff_id:

@@ -38,6 +38,7 @@ from lifecycle.cnb.labels import (
 )
 from lifecycle.cnb.layers import ConfigMetadata, LayerToml, load_layer_toml, load_store_toml
 from lifecycle.errors import ConfigError, ExitCode, ImageError, PybuildError
+from lifecycle.execution.secrets import NO_SECRETS, Secrets
 from lifecycle.oci import mutate
 from lifecycle.oci.image import Image
 from lifecycle.oci.layer import Layer
@@ -96,6 +97,7 @@ class ExportInputs:
     find_layers: tuple[FindLayer, ...] = ()  # more places a known blob may be (the blob index)
     log: Callable[[str], None] = _quiet
     extended_from: Image | None = None  # the run image below the extension layers: topLayer (EXP-2)
+    secrets: Secrets = NO_SECRETS  # no layer may hold one of these values (export_layers)
 
 
 @dataclass
@@ -128,7 +130,10 @@ class Exporter:
         self.inputs = inputs
         self.workers = workers or min(8, (os.cpu_count() or 2))
         self.writer = LayerWriter(
-            inputs.scratch, mtime=inputs.mtime, find=(self._previous, *inputs.find_layers)
+            inputs.scratch,
+            mtime=inputs.mtime,
+            find=(self._previous, *inputs.find_layers),
+            secrets=inputs.secrets,
         )
         self.reused: list[str] = []
         self.added: list[str] = []

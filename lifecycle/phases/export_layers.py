@@ -11,6 +11,11 @@ costs about 60% of the one-pass write and compressing that file about 45% of it
 
 A layer is tarred once per build even when both the image and the cache want it (a launch
 and cache layer, EXP-14): results are kept by identifier (``<buildpack id>:<layer>``).
+
+Build secrets: the tar bytes are searched for every secret value as they stream to the file
+(``LeakScanner``, which also finds a value cut across two chunks); a tar holding one is
+deleted and ``SecretInLayer`` (exit 62) names the layer and the secret's id, never its value.
+Both the image and the cache are written from these tars only.
 """
 
 from __future__ import annotations
@@ -22,12 +27,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from lifecycle.errors import ExitCode, PybuildError
+from lifecycle.execution.secrets import NO_SECRETS, LeakScanner, Secrets
 from lifecycle.oci.compress import blob_layer, compress_file
 from lifecycle.oci.files import create_temp, naming
 from lifecycle.oci.layer import Layer
 from lifecycle.oci.tarball import DEFAULT_MTIME, LayerTar
 
-__all__ = ["Fill", "FindLayer", "LayerWriter", "TarredLayer", "WrittenLayer", "dir_fill"]
+__all__ = ["Fill", "FindLayer", "LayerWriter", "SecretInLayer", "TarredLayer", "WrittenLayer", "dir_fill"]
 
 Fill = Callable[[LayerTar], None]
 _CHUNK = 1 << 20
@@ -47,6 +54,12 @@ FindLayer = Callable[[TarredLayer], Layer | None]
 """Where a blob with a tar's diffID may already exist: returns its handle, or None."""
 
 
+class SecretInLayer(PybuildError):
+    """A layer's tar holds the value of a build secret: the build fails before anything is written."""
+
+    exit_code = ExitCode.EXPORT
+
+
 @dataclass(frozen=True)
 class WrittenLayer:
     layer: Layer
@@ -56,8 +69,9 @@ class WrittenLayer:
 class _TarSink:
     """A write-only file object: buffers tar bytes into whole chunks, hashes and writes them."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, scanner: LeakScanner) -> None:
         directory.mkdir(parents=True, exist_ok=True)
+        self.scanner = scanner
         fd, self.path = create_temp(directory, ".tar-")
         self._file = os.fdopen(fd, "wb", buffering=0)
         self._hash = hashlib.sha256()
@@ -80,6 +94,9 @@ class _TarSink:
         """Kept cheap: tarfile calls it; the data goes out in whole chunks."""
 
     def _drain(self) -> None:
+        if self.scanner.feed(self._pending):
+            self._pending.clear()
+            return  # the layer fails when it is closed; nothing more is worth writing
         self._hash.update(self._pending)
         with naming(self.path):
             self._file.write(self._pending)
@@ -99,10 +116,18 @@ class _TarSink:
 class LayerWriter:
     """Tars and (when needed) compresses layers into ``scratch``; safe to share between threads."""
 
-    def __init__(self, scratch: Path, *, mtime: int = DEFAULT_MTIME, find: Sequence[FindLayer] = ()) -> None:
+    def __init__(
+        self,
+        scratch: Path,
+        *,
+        mtime: int = DEFAULT_MTIME,
+        find: Sequence[FindLayer] = (),
+        secrets: Secrets = NO_SECRETS,
+    ) -> None:
         self.scratch = scratch
         self.mtime = mtime
         self.find = tuple(find)
+        self.secrets = secrets
         self.compressed: list[Layer] = []
         self._lock = threading.Lock()
         self._tars: dict[str, TarredLayer] = {}
@@ -114,7 +139,7 @@ class LayerWriter:
             known = self._tars.get(identifier)
         if known is not None:
             return known
-        sink = _TarSink(self.scratch / "tars")
+        sink = _TarSink(self.scratch / "tars", self.secrets.scanner())
         try:
             tar = LayerTar(sink, mtime=self.mtime, uid=uid, gid=gid)  # type: ignore[arg-type]
             fill(tar)
@@ -123,9 +148,21 @@ class LayerWriter:
             sink.abort()
             raise
         diff_id, size = sink.close()
+        if sink.scanner.found is not None:
+            sink.path.unlink(missing_ok=True)
+            raise SecretInLayer(
+                f"export layer '{self.secrets.mask(identifier)}'",
+                f"it holds the value of secret '{sink.scanner.found}' (a buildpack copied it from "
+                "/platform/secrets; read secrets there, never keep them in a layer or the app dir)",
+            )
         tarred = TarredLayer(identifier, diff_id, sink.path, size)
         with self._lock:
             return self._tars.setdefault(identifier, tarred)
+
+    def tars(self) -> list[TarredLayer]:
+        """Every tar written so far (a launch cache links them in)."""
+        with self._lock:
+            return list(self._tars.values())
 
     def layer(self, tarred: TarredLayer) -> WrittenLayer:
         """A handle for the tar: a known blob with its diffID, else a freshly compressed one."""

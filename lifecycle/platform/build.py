@@ -6,11 +6,15 @@ the cache (EXP-14: cache failures only warn). Image extensions (DET-16) generate
 and extend between detect and export (``build_extensions``). A rebuild reuses what did not change: layer
 metadata and cached contents come back (RES-*), unchanged layers are reused by reference
 (EXP-3, EXP-7), and a blob compressed once on this machine is not compressed again.
+Build secrets (``--secret``, ``lifecycle.platform.secrets``) reach bin/detect and bin/build
+only; every logged line is masked and every layer tar, the cache's too, is searched for them
+before the image is written.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import functools
 import os
@@ -35,6 +39,7 @@ from lifecycle.execution.executor import BuildpackExecutor, TargetInfo
 from lifecycle.execution.host import HostRunner
 from lifecycle.execution.rootfs import rootfs_cache
 from lifecycle.execution.runner import Runner, Workspace
+from lifecycle.execution.secrets import NO_SECRETS, Secrets
 from lifecycle.launcher import LaunchPlan
 from lifecycle.oci.image import Image
 from lifecycle.phases.analyze import Analysis, analyze, write_analyzed_toml
@@ -59,6 +64,7 @@ from lifecycle.platform.build_extensions import (
 from lifecycle.platform.builders import DEFAULT_BUILDER, Builder, BuildpackSource, load_builder
 from lifecycle.platform.cache import blob_index, find_known_layers, open_cache, previous_image
 from lifecycle.platform.defaults import ensure_builder
+from lifecycle.platform.secrets import check_secrets
 from lifecycle.platform.targets import Target, daemon_store, open_target
 from lifecycle.platform.workspace import copy_app, write_platform_env
 
@@ -87,6 +93,7 @@ class BuildOptions:
     cache_image: str | None = None  # --cache-image REF
     clear_cache: bool = False  # --clear-cache: restore no layers (RES-5), start the cache afresh
     previous_image: str | None = None  # --previous-image REF
+    secrets: Secrets = NO_SECRETS  # --secret: operator input only, never from project.toml
 
 
 @dataclass(frozen=True)
@@ -139,6 +146,8 @@ def _check_platform(build_image: Image, run_image: Image, run_name: str) -> None
 
 
 def build(opts: BuildOptions, phases: Phases) -> BuildReport:
+    check_secrets(opts.secrets, executor=opts.executor, env=opts.env)
+    phases = _masked(phases, opts.secrets)
     home = pybuild_home()
     store = LocalStore(home)
     builder_name = opts.builder or DEFAULT_BUILDER
@@ -166,6 +175,8 @@ def build(opts: BuildOptions, phases: Phases) -> BuildReport:
     work = Path(tempfile.mkdtemp(prefix="build-", dir=scratch_root))
     try:
         image, exporter = context.run(work)
+        if opts.secrets:  # a cache layer holding one fails the build now, not after the image moved
+            context.cacher(exporter).tar_layers()
         digest = target.store.write(image, [target.name])
         phases.info(f"Saved {target.display}")
         count = len(exporter.reused) + len(exporter.added)
@@ -255,10 +266,8 @@ class _Context:
         dirs = {ref: s.path for ref, s in sources.items()}
         dirs.update({ref: e.path for ref, e in extensions.extensions.items()})
         workspace = Workspace(app, layers, platform, dirs)
-        executor = BuildpackExecutor(
-            self._runner(), workspace, _target_info(self.run_image), output=phases.output
-        )
-        base_env = filter_platform_env(_sandbox_env(self.build_image, opts.executor))
+        executor = self._executor(workspace)
+        base_env = filter_platform_env(opts.secrets.scrub_env(_sandbox_env(self.build_image, opts.executor)))
         user_env = read_user_env(platform)
         descriptors = {ref: s.descriptor for ref, s in sources.items()}
         phases.phase("DETECTING")
@@ -273,9 +282,7 @@ class _Context:
             self.group_extensions = tuple(detector.group_extensions)
             generated = self._generate(work, extensions, plan, executor, base_env, user_env)
             plan = generated.plan
-            executor = BuildpackExecutor(
-                self._runner(), workspace, _target_info(self.run_image), output=phases.output
-            )
+            executor = self._executor(workspace)
         phases.phase("RESTORING")
         self._restore(layers, analysis)
         phases.phase("BUILDING")
@@ -287,6 +294,13 @@ class _Context:
         phases.phase("EXPORTING")
         exporter = Exporter(self._export_inputs(work, group, metadata, analysis))
         return exporter.export(), exporter
+
+    def _executor(self, workspace: Workspace) -> BuildpackExecutor:
+        """Runs bin/detect and bin/build with the build's secrets (image extensions get none)."""
+        target = _target_info(self.run_image)
+        return BuildpackExecutor(
+            self._runner(), workspace, target, output=self.phases.output, secrets=self.opts.secrets
+        )
 
     def _generate(
         self,
@@ -361,10 +375,9 @@ class _Context:
         )
         Restorer(inputs).restore()
 
-    def save_cache(self, exporter: Exporter) -> None:
-        """EXP-14: cache=true layers to the cache; every failure is a warning."""
+    def cacher(self, exporter: Exporter) -> Cacher:
         uid, gid = self.user
-        cacher = Cacher(
+        return Cacher(
             self.group,
             exporter.inputs.layers_dir,
             exporter.writer,
@@ -373,6 +386,10 @@ class _Context:
             self.phases.info,
             self.phases.warning,
         )
+
+    def save_cache(self, exporter: Exporter) -> None:
+        """EXP-14: cache=true layers to the cache; every failure is a warning."""
+        cacher = self.cacher(exporter)
         try:
             cacher.cache(self.cache)
         except (OSError, PybuildError) as exc:  # the image is written: a cache failure only warns
@@ -415,8 +432,19 @@ class _Context:
             previous_metadata=analysis.metadata,
             find_layers=(find_known_layers(self.home, self.target),),
             log=self.phases.info,
+            secrets=self.opts.secrets,
             **({"created": created} if created else {}),  # type: ignore[arg-type]
         )
+
+
+def _masked(phases: Phases, secrets: Secrets) -> Phases:
+    """``phases`` logging every line with the secrets' values replaced by ``***``."""
+    if not secrets:
+        return phases
+    warn = secrets.masking(phases.warn) if phases.warn else None
+    return dataclasses.replace(
+        phases, output=secrets.masking(phases.output), info=secrets.masking(phases.info), warn=warn
+    )
 
 
 def _created(epoch: int | None) -> str | None:

@@ -6,6 +6,8 @@ optional), and records both in builder.json. The builder image gets one layer pe
 `/cnb/extensions/<escaped id>/<version>`, pack's `io.buildpacks.extension.layers` and
 `io.buildpacks.buildpack.order-extensions` labels, and a `/cnb/order.toml` with both
 `[[order]]` and `[[order-extensions]]`, as a platform running the lifecycle reads them.
+A builder that is only an image gets its extensions back from those labels
+(`labelled_extensions`): each extension's layer is extracted once into the buildpack cache.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from lifecycle.cnb.builder import BuilderConfig
 from lifecycle.cnb.extension import ExtensionDir, load_extension_dir
 from lifecycle.cnb.ids import escape_id
 from lifecycle.cnb.order import OrderEntry, OrderGroup, OrderToml
-from lifecycle.errors import ConfigError
+from lifecycle.errors import ConfigError, ImageError
 from lifecycle.oci import mutate
 from lifecycle.oci.compress import write_layer
 from lifecycle.oci.image import Image
@@ -35,6 +37,7 @@ __all__ = [
     "copy_extensions",
     "extension_dir_path",
     "extension_record",
+    "labelled_extensions",
     "load_extensions",
     "resolve_order_extensions",
 ]
@@ -163,3 +166,41 @@ def _extension_layer(extension: ExtensionDir, scratch: Path) -> Layer:
         tar.add_tree(extension.path, extension_dir_path(extension))
 
     return write_layer(scratch, fill)
+
+
+def labelled_extensions(
+    image: Image, what: str, cache_dir: Path
+) -> tuple[dict[str, ExtensionDir], tuple[OrderGroup, ...]]:
+    """The extensions and order-extensions of a builder image, from its labels (none without them)."""
+    from lifecycle.platform.buildpackage_sources import extracted_layer
+
+    labels = image.labels
+    try:
+        infos = json.loads(labels.get(EXTENSION_LAYERS, "{}"))
+        groups = json.loads(labels.get(EXTENSION_ORDER, "[]"))
+        order = tuple(
+            OrderGroup(group=tuple(OrderEntry.model_validate(e) for e in g.get("group", []))) for g in groups
+        )
+        wanted = [
+            (ext_id, version, entry["layerDiffID"])
+            for ext_id, v in infos.items()
+            for version, entry in v.items()
+        ]
+    except (ValueError, TypeError, AttributeError, KeyError) as exc:
+        raise ImageError(f"read builder {what}", f"its extension labels do not parse ({exc})") from None
+    extensions: dict[str, ExtensionDir] = {}
+    for ext_id, version, diff_id in sorted(wanted):
+        layer = image.layer_by_diff_id(str(diff_id))
+        if layer is None:
+            raise ImageError(
+                f"read builder {what}", f"{ext_id}@{version} names layer {diff_id}, which it lacks"
+            )
+        root = extracted_layer(layer, cache_dir) / "cnb" / "extensions"
+        found = load_extension_dir(root / escape_id(ext_id) / version)
+        if found.ref != f"{ext_id}@{version}":
+            raise ImageError(
+                f"read builder {what}",
+                f"the label names {ext_id}@{version} but its extension.toml says {found.ref}",
+            )
+        extensions[found.ref] = found
+    return extensions, order

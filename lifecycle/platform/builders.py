@@ -322,6 +322,11 @@ def _image_builder(name: str, home: Path | None) -> Builder:
             "read builder", f"{target.display}: its builder labels do not parse ({exc})"
         ) from None
     sources = labelled_sources(image, target.display, buildpack_cache(home or pybuild_home()))
+    from lifecycle.platform.builder_extensions import labelled_extensions
+
+    extensions, order_extensions = labelled_extensions(
+        image, target.display, buildpack_cache(home or pybuild_home())
+    )
     return Builder(
         name=target.display,
         build_image=target.display,
@@ -331,4 +336,6 @@ def _image_builder(name: str, home: Path | None) -> Builder:
         env=env,
         system=system,
         image=image,
+        extensions=extensions,
+        order_extensions=order_extensions,
     )

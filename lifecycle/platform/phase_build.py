@@ -4,21 +4,25 @@ Each runs the same phase class ``pybuild build`` runs, with inputs read from the
 files (analyzed.toml, order.toml, system.toml, group.toml, plan.toml, run.toml) instead of
 a builder record, and buildpacks run straight on this machine (``HostRunner``): the
 phases themselves run inside the build container, one container or step per phase.
+``run_command`` wraps every phase: the log level (``phase_log``), registry settings and the
+experimental-layout check (``phase_images``), and at debug level the inputs, the time taken
+and the bytes each image store moved.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
-import sys
 import tempfile
+import time
 import tomllib
-from collections.abc import Iterator, Mapping
+import traceback
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 from lifecycle.backends.base import repository_of
-from lifecycle.backends.registry.reference import is_host
 from lifecycle.backends.store import pybuild_home
 from lifecycle.cnb.buildpack import BuildpackDescriptor, load_buildpack_toml
 from lifecycle.cnb.images import AnalyzedToml, RunImageRef, load_analyzed_toml, load_run_toml
@@ -36,14 +40,24 @@ from lifecycle.phases.build import Builder, BuildInputs
 from lifecycle.phases.cache import LayerCache, NoCache
 from lifecycle.phases.detect import Detector
 from lifecycle.phases.restore import RestoreInputs, Restorer
-from lifecycle.platform.cache import open_cache, previous_image
+from lifecycle.platform.cache import PreviousImage, open_cache, previous_image
 from lifecycle.platform.cache_dir import DirectoryCache
+from lifecycle.platform.phase_images import (
+    check_registry_access,
+    output_target,
+    prepare_images,
+    read_image,
+    read_target,
+)
 from lifecycle.platform.phase_inputs import PhaseInputs
-from lifecycle.platform.targets import Target, open_target
+from lifecycle.platform.phase_log import PhaseLog
+from lifecycle.platform.targets import Target, daemon_store
 
 __all__ = [
+    "LOG",
     "BuildpackDescriptors",
     "BuildpackDirs",
+    "debug",
     "info",
     "open_run_image",
     "output_target",
@@ -53,29 +67,58 @@ __all__ = [
     "read_group",
     "run_analyzer",
     "run_builder",
+    "run_command",
     "run_detector",
     "run_restorer",
     "warn",
 ]
 
 
+LOG = PhaseLog()
+"""The log of the phase command this process runs (one per process); ``run_command`` sets its level."""
+
+
+def debug(message: str) -> None:
+    LOG.debug(message)
+
+
 def info(message: str) -> None:
-    print(message, flush=True)
+    LOG.info(message)
 
 
 def warn(message: str) -> None:
-    print(f"Warning: {message}", file=sys.stderr, flush=True)
+    LOG.warn(message)
 
 
-def output_target(inputs: PhaseInputs, name: str) -> Target:
-    """An output image name: the daemon (-daemon), a layout (-layout), a registry, or the store."""
-    if inputs.layout:
-        root = inputs.layout_dir or Path("/layout-repo")
-        repo, _, tag = name.rpartition(":") if ":" in name.rsplit("/", 1)[-1] else (name, "", "latest")
-        return open_target(f"oci:{root / repo.replace(':', '_')}:{tag}", create=True)
-    first, slash, _ = name.partition("/")
-    publish = not inputs.daemon and bool(slash) and is_host(first)
-    return open_target(name, create=True, publish=publish, daemon=inputs.daemon)
+def run_command(inputs: PhaseInputs, runner: Callable[[PhaseInputs], object]) -> None:
+    """Run one phase command with its log level; at debug level say what it was given and did."""
+    LOG.level = inputs.log_level
+    prepare_images(inputs, warn)
+    for field in dataclasses.fields(inputs):
+        debug(f"Input {field.name}: {getattr(inputs, field.name)}")
+    started = time.monotonic()
+    try:
+        runner(inputs)
+    except OSError:
+        if LOG.enabled("debug"):
+            traceback.print_exc()
+        raise
+    debug(f"Timer: {inputs.phase} ran in {time.monotonic() - started:.3f}s")
+    _debug_store_stats(inputs)
+
+
+def _debug_store_stats(inputs: PhaseInputs) -> None:
+    """What crossed each store the phase wrote to: bytes read and written, saves and loads."""
+    if not LOG.enabled("debug") or inputs.layout:
+        return
+    stores = [output_target(inputs, name) for name in inputs.images[:1]]
+    if inputs.daemon:
+        stores.append(Target(daemon_store(), "", "docker daemon", "daemon"))
+    for target in {id(t.store): t for t in stores}.values():
+        stats = getattr(target.store, "stats", None)
+        if stats is not None:
+            counts = [f"{f.name}={getattr(stats, f.name)}" for f in dataclasses.fields(stats)]
+            debug(f"Stats {target.kind}: " + " ".join(c for c in counts if c.split("=")[1].isdigit()))
 
 
 def phase_cache(inputs: PhaseInputs, run_image: Image | None = None) -> LayerCache:
@@ -177,7 +220,11 @@ def _target_info(analyzed: AnalyzedToml) -> TargetInfo:
 def _executor(inputs: PhaseInputs, buildpack_dirs: Mapping[str, Path]) -> BuildpackExecutor:
     workspace = Workspace(inputs.app_dir, inputs.layers_dir, inputs.platform_dir, buildpack_dirs)
     return BuildpackExecutor(
-        HostRunner(), workspace, _target_info(read_analyzed(inputs)), exec_env=inputs.exec_env, output=info
+        HostRunner(),
+        workspace,
+        _target_info(read_analyzed(inputs)),
+        exec_env=inputs.exec_env,
+        output=LOG.output,
     )
 
 
@@ -197,25 +244,51 @@ def open_run_image(inputs: PhaseInputs) -> tuple[str, Image]:
     for ref in _run_images(inputs):
         for name in (ref.image, *ref.mirrors):
             with contextlib.suppress(ImageNotFound):
-                source = open_target(name, home=pybuild_home())
-                return name, source.store.image(source.name)
+                return name, read_image(inputs, name)
             tried.append(name)
     raise ConfigError("find run image", f"none of {tried} can be read", exit_code=ExitCode.ANALYZE)
 
 
 def run_analyzer(inputs: PhaseInputs) -> None:
-    """ANA-1..4: the previous image and the run image, to analyzed.toml."""
+    """ANA-1..5: the previous image and the run image, to analyzed.toml."""
     if not inputs.images:
         raise ConfigError("analyze", "an output image name is required", exit_code=ExitCode.BAD_ARGS)
-    target = output_target(inputs, inputs.images[0])
+    _check_access(inputs)
     run_name, run_image = open_run_image(inputs)
     if not run_image.config.os:
         raise ConfigError("analyze", f"run image {run_name} has no os", exit_code=ExitCode.ANALYZE)
-    previous = previous_image(target, inputs.previous_image, pybuild_home(), warn)
+    if inputs.layout:
+        previous = _layout_previous(inputs)
+    else:
+        target = output_target(inputs, inputs.images[0])
+        previous = previous_image(target, inputs.previous_image, pybuild_home(), warn)
     analysis = analyze(previous.image, previous.reference, warn)
     inputs.analyzed_path.parent.mkdir(parents=True, exist_ok=True)
     reference = f"{repository_of(run_name)}@{run_image.digest}"
+    if inputs.layout:  # where the exporter finds it again: the layout path, pinned by digest
+        reference = f"{read_target(inputs, run_name).display}@{run_image.digest}"
     write_analyzed_toml(inputs.analyzed_path, analysis, run_image, reference, run_name)
+
+
+def _check_access(inputs: PhaseInputs) -> None:
+    """ANA-5: the run and previous images readable; output, tags and cache image writable."""
+    reads = [inputs.previous_image] if inputs.previous_image else []
+    if inputs.run_image:
+        reads.append(inputs.run_image)
+    writes = list(inputs.images)
+    if inputs.cache_image:
+        reads.append(inputs.cache_image)
+        writes.append(inputs.cache_image)
+    check_registry_access(inputs, reads, writes)
+
+
+def _layout_previous(inputs: PhaseInputs) -> PreviousImage:
+    """-layout: the previous image is the layout path of -previous-image, else of the output."""
+    name = inputs.previous_image or inputs.images[0]
+    try:
+        return PreviousImage(read_image(inputs, name), read_target(inputs, name).display)
+    except ImageNotFound:
+        return PreviousImage(None, None)
 
 
 def run_detector(inputs: PhaseInputs) -> None:
@@ -247,14 +320,15 @@ def run_detector(inputs: PhaseInputs) -> None:
         info(f"{buildpack.buildpack.id} {buildpack.buildpack.version}")
 
 
-def previous_from_analyzed(analyzed: AnalyzedToml) -> tuple[Image | None, LifecycleMetadata | None]:
+def previous_from_analyzed(
+    inputs: PhaseInputs, analyzed: AnalyzedToml
+) -> tuple[Image | None, LifecycleMetadata | None]:
     """The previous image analyzed.toml names, if it can still be read (else no previous image)."""
     if analyzed.image is None:
         return None, None
     name, _, digest = analyzed.image.reference.rpartition("@")
     try:
-        source = open_target(name or analyzed.image.reference, home=pybuild_home())
-        image = source.store.image(source.name)
+        image = read_image(inputs, name or analyzed.image.reference)
     except PybuildError as exc:
         warn(f"previous image {analyzed.image.reference} cannot be read: {exc}")
         return None, None
@@ -266,7 +340,7 @@ def previous_from_analyzed(analyzed: AnalyzedToml) -> tuple[Image | None, Lifecy
 
 def run_restorer(inputs: PhaseInputs) -> None:
     """RES-1..5: store.toml, layer metadata and cached contents."""
-    image, metadata = previous_from_analyzed(read_analyzed(inputs))
+    image, metadata = previous_from_analyzed(inputs, read_analyzed(inputs))
     restore = RestoreInputs(
         group=read_group(inputs),
         layers_dir=inputs.layers_dir,

@@ -4,6 +4,8 @@ The exporter runs the same ``Exporter`` as ``pybuild build`` with inputs from an
 group.toml, run.toml and ``<layers>/config/metadata.toml``, writes the image to every tag
 and report.toml (EXP-13), then the cache (EXP-14: failures only warn). The creator is the
 five phases in one process. The launcher runs the in-image sh launcher unchanged.
+With ``-daemon`` and ``-launch-cache``, layers of the previous image are read from the launch
+cache where it has them, and the layers this export wrote go into it (``phase_launch_cache``).
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ from lifecycle.phases.export import CONSTANT_CREATED, Exporter, ExportInputs
 from lifecycle.phases.launch import launch_files, previous_launch_plan
 from lifecycle.platform.cache import find_known_layers
 from lifecycle.platform.phase_build import (
+    debug,
     info,
-    output_target,
     phase_cache,
     previous_from_analyzed,
     read_analyzed,
@@ -40,9 +42,11 @@ from lifecycle.platform.phase_build import (
     run_restorer,
     warn,
 )
+from lifecycle.platform.phase_images import layout_path, output_target, read_image
 from lifecycle.platform.phase_inputs import PhaseInputs
+from lifecycle.platform.phase_launch_cache import LaunchCache
 from lifecycle.platform.rebase import RebaseOptions, rebase
-from lifecycle.platform.targets import Target, open_target
+from lifecycle.platform.targets import Target
 
 __all__ = ["launcher_argv", "run_creator", "run_exporter", "run_rebaser"]
 
@@ -76,10 +80,13 @@ def run_exporter(inputs: PhaseInputs) -> str:
     if analyzed.run_image is None:
         raise ConfigError("export", f"{inputs.analyzed_path} names no run image", exit_code=ExitCode.EXPORT)
     run_name = analyzed.run_image.image or analyzed.run_image.reference
-    source = open_target(run_name, home=pybuild_home())
-    run_image = source.store.image(source.name)
+    run_image = read_image(inputs, run_name)
     group = read_group(inputs)
-    previous, metadata = previous_from_analyzed(analyzed)
+    previous, metadata = previous_from_analyzed(inputs, analyzed)
+    launch_cache = LaunchCache(inputs.launch_cache) if inputs.launch_cache and inputs.daemon else None
+    if launch_cache is not None and previous is not None:
+        previous, served = launch_cache.serving(previous)
+        debug(f"Launch cache: {served} layers of the previous image read from {launch_cache.root}")
     targets = [output_target(inputs, name) for name in inputs.images]
     layers = inputs.layers_dir
 
@@ -114,6 +121,9 @@ def run_exporter(inputs: PhaseInputs) -> str:
         )
         image = exporter.export()
         digest = _write_tags(targets, image)
+        if launch_cache is not None:
+            added = launch_cache.commit(exporter.writer.tars(), image, warn)
+            debug(f"Launch cache: {added} layers added to {launch_cache.root}")
         _write_report(inputs, _report(targets, image, digest))
         cache = phase_cache(inputs, run_image)
         try:
@@ -158,9 +168,13 @@ def run_rebaser(inputs: PhaseInputs) -> str:
         raise ConfigError("rebase", "an app image name is required", exit_code=ExitCode.BAD_ARGS)
     report = inputs.report_path if inputs.report_given or inputs.report_path.parent.is_dir() else None
     first = output_target(inputs, inputs.images[0])
+    image = {"store": inputs.images[0], "layout": f"oci:{first.display}:{first.name}"}
+    run_image = inputs.run_image
+    if inputs.layout and inputs.layout_dir and run_image:
+        run_image = f"oci:{layout_path(inputs.layout_dir, run_image)}:{first.name}"
     options = RebaseOptions(
-        image=first.display if first.kind != "store" else inputs.images[0],
-        run_image=inputs.run_image,
+        image=image.get(first.kind, first.display),
+        run_image=run_image,
         previous_image=inputs.previous_image,
         force=inputs.force,
         report=report,

@@ -5,6 +5,8 @@ the Go lifecycle spells them (``-layers DIR``, ``-layers=DIR``; ``--layers`` wor
 each falls back to its ``CNB_*`` variable, then to the spec's default (GEN-2: flags, then
 env, then defaults). ``CNB_PLATFORM_API`` is required and must be 0.12 - 0.15 (exit 11);
 what a Platform API version switches on is decided here, once, as ``PhaseInputs`` fields.
+``-insecure-registry`` may be given more than once (``CNB_INSECURE_REGISTRIES``: a comma-separated
+list). ``-log-level`` is one of ``LOG_LEVELS``, and ``-layout`` needs ``-layout-dir`` (else exit 3).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from lifecycle.errors import ConfigError, ExitCode
 
 __all__ = [
     "FLAGS",
+    "LOG_LEVELS",
     "PHASES",
     "PHASE_PLATFORM_APIS",
     "Flag",
@@ -31,6 +34,7 @@ PHASE_PLATFORM_APIS = ApiRange("platform", ApiVersion(0, 12), ApiVersion(0, 15),
 PHASES = ("analyzer", "detector", "restorer", "builder", "exporter", "creator", "rebaser", "launcher")
 _TRUE = frozenset({"1", "t", "true", "y", "yes", "on"})
 _FALSE = frozenset({"0", "f", "false", "n", "no", "off", ""})
+LOG_LEVELS = ("debug", "info", "warn", "error")
 _ANA, _DET, _RES, _BLD, _EXP, _CRE, _REB = PHASES[:7]
 
 
@@ -42,14 +46,15 @@ class Flag:
     env: str | None
     phases: frozenset[str]
     boolean: bool = False
+    repeated: bool = False  # -insecure-registry A -insecure-registry B
 
     @property
     def dest(self) -> str:
         return self.name.replace("-", "_")
 
 
-def _flag(name: str, env: str | None, phases: str, boolean: bool = False) -> Flag:
-    return Flag(name, env, frozenset(phases.split()), boolean)
+def _flag(name: str, env: str | None, phases: str, boolean: bool = False, repeated: bool = False) -> Flag:
+    return Flag(name, env, frozenset(phases.split()), boolean, repeated)
 
 
 _ALL = " ".join(PHASES[:7])
@@ -75,6 +80,12 @@ FLAGS: tuple[Flag, ...] = (
     _flag("layout-dir", "CNB_LAYOUT_DIR", _BUILDING + f" {_REB}"),
     _flag("process-type", "CNB_PROCESS_TYPE", f"{_EXP} {_CRE}"),
     _flag("log-level", "CNB_LOG_LEVEL", _ALL),
+    _flag(
+        "insecure-registry",
+        "CNB_INSECURE_REGISTRIES",
+        f"{_ANA} {_RES} {_EXP} {_CRE} {_REB}",
+        repeated=True,
+    ),
     _flag("uid", "CNB_USER_ID", f"{_ANA} {_RES} {_EXP} {_CRE} {_REB}"),
     _flag("gid", "CNB_GROUP_ID", f"{_ANA} {_RES} {_EXP} {_CRE} {_REB}"),
     _flag("daemon", "CNB_USE_DAEMON", f"{_ANA} {_EXP} {_CRE} {_REB}", boolean=True),
@@ -112,7 +123,8 @@ class PhaseInputs:
     launch_cache: Path | None = None
     layout_dir: Path | None = None
     process_type: str | None = None
-    log_level: str = "info"
+    log_level: str = "info"  # one of LOG_LEVELS
+    insecure_registries: tuple[str, ...] = ()  # hosts spoken to over plain HTTP
     uid: int = 1000
     gid: int = 1000
     daemon: bool = False
@@ -161,7 +173,8 @@ def _parser(phase: str) -> argparse.ArgumentParser:
     parser = _Parser(prog=phase, add_help=False, allow_abbrev=False)
     for flag in FLAGS:
         if phase in flag.phases and not flag.boolean:
-            parser.add_argument(f"-{flag.name}", f"--{flag.name}", dest=flag.dest)
+            action = "append" if flag.repeated else "store"
+            parser.add_argument(f"-{flag.name}", f"--{flag.name}", dest=flag.dest, action=action)
     parser.add_argument("images", nargs="*")
     return parser
 
@@ -184,6 +197,19 @@ def _int(text: str | None, name: str, default: int) -> int:
     if not text.isdigit():
         raise ConfigError("parse arguments", f"{name}={text!r} is not a number")
     return int(text)
+
+
+def _log_level(text: str | None) -> str:
+    level = (text or "info").lower()
+    if level not in LOG_LEVELS:
+        raise ConfigError("parse arguments", f"log level {text!r} is not one of {', '.join(LOG_LEVELS)}")
+    return level
+
+
+def _listed(given: object, raw_env: str | None) -> tuple[str, ...]:
+    """A repeated flag's values (they replace the env's list, GEN-2), else the env's comma list."""
+    values = given if isinstance(given, list) and given else (raw_env or "").split(",")
+    return tuple(dict.fromkeys(v.strip() for v in values if v.strip()))
 
 
 def parse_phase_args(phase: str, args: Sequence[str], environ: Mapping[str, str]) -> PhaseInputs:
@@ -216,6 +242,9 @@ def parse_phase_args(phase: str, args: Sequence[str], environ: Mapping[str, str]
         return Path(raw) if raw else None
 
     layers = path("layers", Path("/layers"))
+    layout = switch("layout")
+    if layout and not value("layout-dir"):
+        raise ConfigError("parse arguments", "-layout needs -layout-dir (or CNB_LAYOUT_DIR)")
     local_order = layers / "order.toml"
     exec_env = environ.get("CNB_EXEC_ENV", "production") if platform.exec_env_and_system else "production"
     if "/" in exec_env or not exec_env:
@@ -244,11 +273,12 @@ def parse_phase_args(phase: str, args: Sequence[str], environ: Mapping[str, str]
         launch_cache=optional_path("launch-cache"),
         layout_dir=optional_path("layout-dir"),
         process_type=value("process-type") or None,
-        log_level=value("log-level") or "info",
+        log_level=_log_level(value("log-level")),
+        insecure_registries=_listed(given.get("insecure_registry"), environ.get("CNB_INSECURE_REGISTRIES")),
         uid=_int(value("uid"), "uid", 1000),
         gid=_int(value("gid"), "gid", 1000),
         daemon=switch("daemon"),
-        layout=switch("layout"),
+        layout=layout,
         skip_restore=switch("skip-restore") or switch("skip-layers"),
         force=switch("force"),
         exec_env=exec_env,

@@ -28,7 +28,14 @@ if TYPE_CHECKING:  # the registry and daemon clients load only when a command us
     from lifecycle.backends.daemon import DaemonStore
     from lifecycle.backends.registry import Progress, RegistryStore
 
-__all__ = ["Target", "daemon_store", "open_target", "registry_for", "set_registry_progress"]
+__all__ = [
+    "Target",
+    "daemon_store",
+    "open_target",
+    "registry_for",
+    "set_insecure_registries",
+    "set_registry_progress",
+]
 
 _DOCKER = "docker://"
 _DAEMON = "docker-daemon:"
@@ -36,6 +43,7 @@ _daemon: list[DaemonStore] = []
 _registries: dict[str, RegistryStore] = {}
 _lock = threading.Lock()
 _progress: list[Progress | None] = [None]
+_insecure: list[str] = []
 
 
 @dataclass(frozen=True)
@@ -53,12 +61,17 @@ def set_registry_progress(progress: Progress | None) -> None:
     _progress[0] = progress
 
 
+def set_insecure_registries(hosts: list[str] | tuple[str, ...]) -> None:
+    """Hosts spoken to over plain HTTP, besides loopback and CNB_INSECURE_REGISTRIES (``-insecure-registry``)."""
+    _insecure[:] = hosts
+
+
 def registry_for(host: str) -> RegistryStore:
     from lifecycle.backends.registry import RegistryStore
 
     with _lock:
         if host not in _registries:
-            _registries[host] = RegistryStore(host, progress=_progress[0])
+            _registries[host] = RegistryStore(host, progress=_progress[0], insecure_registries=tuple(_insecure))
         return _registries[host]
 
 

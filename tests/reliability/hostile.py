@@ -10,16 +10,21 @@ refused (``"refuse"``) or may be extracted with the danger neutralised (``"neutr
 - ``buildpack``: ``lifecycle.platform.bpref.resolve_buildpack`` (a ``.tgz`` buildpack).
 
 Whatever the outcome, ``Jail.check`` must find every file outside the target as it was.
+
+Layer bombs (``BOMBS``) are not held in memory: ``LazyStream`` makes a tar (and its gzip) as an
+extractor reads it, so a bomb of 64 GiB, or one with no end, costs only what is read of it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import os
 import stat
 import tarfile
-from collections.abc import Callable, Iterable
+import zlib
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -354,3 +359,104 @@ class Jail:
         after = self.snapshot()
         changed = sorted(k for k in after.keys() | self._before.keys() if after.get(k) != self._before.get(k))
         assert not changed, f"written outside the target: {changed}"
+
+
+# -- layer bombs, made as they are read ---------------------------------------------------------
+
+_ZEROS = bytes(1 << 20)
+GiB = 1 << 30
+
+
+class LazyStream(io.RawIOBase):
+    """A read-only file whose bytes ``chunks`` make as they are read; ``served`` counts them."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._pending = b""
+        self.served = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview | bytearray) -> int:  # type: ignore[override]
+        while not self._pending:
+            self._pending = next(self._chunks, b"")
+            if not self._pending:
+                return 0
+        n = min(len(buffer), len(self._pending))
+        buffer[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        self.served += n
+        return n
+
+
+def zero_files(names: Iterable[str], size: int) -> Iterator[bytes]:
+    """Tar members: a file of ``size`` zero bytes for each name, made a MiB at a time."""
+    for name in names:
+        info = tarfile.TarInfo(name)
+        info.size, info.mode, info.mtime = size, 0o644, 315532801
+        yield info.tobuf(tarfile.GNU_FORMAT)
+        left = size
+        while left:
+            piece = min(left, len(_ZEROS))
+            yield _ZEROS[:piece]
+            left -= piece
+        yield bytes(-size % tarfile.BLOCKSIZE)
+
+
+def gzipped(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """``chunks`` through gzip, compressed as they are asked for (zeros shrink about 1000:1)."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
+    for chunk in chunks:
+        if out := compressor.compress(chunk):
+            yield out
+    yield compressor.flush()
+
+
+def _dirs(prefix: str) -> Iterator[bytes]:
+    """Entries for ``prefix`` and its parents, as a cache tar has them."""
+    parts = prefix.split("/") if prefix else []
+    for n in range(1, len(parts) + 1):
+        info = tarfile.TarInfo("/".join(parts[:n]))
+        info.type, info.mode = DIR, 0o755
+        yield info.tobuf(tarfile.GNU_FORMAT)
+
+
+def _names(prefix: str, stem: str) -> Iterator[str]:
+    return (f"{prefix}/{stem}{n}" if prefix else f"{stem}{n}" for n in itertools.count())
+
+
+def _end() -> Iterator[bytes]:
+    yield bytes(2 * tarfile.BLOCKSIZE)
+
+
+def _forever(chunk: bytes) -> Iterator[bytes]:
+    return itertools.repeat(chunk)
+
+
+# name -> (uncompressed tar stream under ``prefix``, the cap it must hit: "bytes" or "entries",
+# and whether an extractor that stops at the end of the archive may accept it)
+BOMBS: dict[str, tuple[Callable[[str], Iterator[bytes]], str, bool]] = {
+    "one-64GiB-file": (
+        lambda p: itertools.chain(_dirs(p), zero_files(_names(p, "big"), 64 * GiB), _end()),
+        "bytes",
+        False,
+    ),
+    "endless-256KiB-files": (
+        lambda p: itertools.chain(_dirs(p), zero_files(_names(p, "f"), 256 << 10)),
+        "bytes",
+        False,
+    ),
+    "endless-empty-files": (
+        lambda p: itertools.chain(_dirs(p), zero_files(_names(p, "e"), 0)),
+        "entries",
+        False,
+    ),
+    "endless-zeros-after-the-end": (
+        lambda p: itertools.chain(
+            _dirs(p), zero_files(itertools.islice(_names(p, "ok"), 1), 100), _end(), _forever(_ZEROS)
+        ),
+        "bytes",
+        True,
+    ),
+}

@@ -2,7 +2,9 @@
 
 Against the OCI layout (the local store and ``oci:DIR``) and the registry client (an in-memory
 registry that lies on purpose), every one must end in a typed error, never a traceback, and a
-lie about bytes must be caught before the bytes are used.
+lie about bytes must be caught before the bytes are used. A registry whose answers never end
+(chunked, or with a ``Content-Length`` that lies) must be cut off at the cap for what it sends:
+the fake counts what it streamed, so the bound is on bytes, not on time.
 """
 
 from __future__ import annotations
@@ -10,21 +12,22 @@ from __future__ import annotations
 import io
 import json
 import tarfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from support.images import random_image
-from support.registry_fake import FakeRegistry, digest_of, fake_store
+from support.registry_fake import TOKEN_REALM, FakeRegistry, digest_of, fake_store
 
 from lifecycle.backends.layout import Layout
 from lifecycle.errors import DigestMismatch, ImageError, PybuildError, StoreCorrupt
 from lifecycle.execution.rootfs import extract_rootfs
 from lifecycle.oci.image import Image
 from lifecycle.oci.media import OCI_INDEX, OCI_LAYER_GZIP, OCI_MANIFEST
-from lifecycle.oci.models import MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES, canonical_json
+from lifecycle.oci.models import MAX_API_DOCUMENT_BYTES, MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES, canonical_json
 from lifecycle.oci.validate import validate
 from lifecycle.platform.buildpackage_file import open_cnb
 from lifecycle.platform.buildpackage_sources import package_sources
@@ -100,8 +103,8 @@ def _case_documents(tmp_path: Path) -> dict[str, tuple[bytes, bytes | None, dict
         }
     )
     return {
-        "not-json": (b"\x00\xffnot json", good_config, blobs, "not a manifest"),
-        "json-array": (b"[]", good_config, blobs, "not a manifest"),
+        "not-json": (b"\x00\xffnot json", good_config, blobs, "not a JSON object"),
+        "json-array": (b"[]", good_config, blobs, "not a JSON object"),
         "deeply-nested": (
             b'{"config":' + b"[" * 200_000 + b"]" * 200_000 + b"}",
             good_config,
@@ -214,12 +217,50 @@ def test_gc_of_a_store_with_a_corrupt_manifest_blob_fails_typed_and_deletes_noth
 # -- the registry client against a registry that lies ----------------------------------------------
 
 
+CHUNK = 64 << 10
+
+
+@dataclass
+class Flood:
+    """A body made as it is read, ``CHUNK`` bytes at a time: ``total`` bytes, four times the
+    largest cap, so a client without caps reads it all and fails the test rather than hanging.
+
+    ``length`` is the Content-Length header to send (a lie, or None for chunked); ``sent``
+    counts the bytes handed to the client, which is what a cap must bound.
+    """
+
+    status: int = 200
+    length: int | None = None
+    total: int = 4 * MAX_API_DOCUMENT_BYTES
+    headers: dict[str, str] = field(default_factory=dict)
+    fill: bytes = b" "
+    sent: int = 0
+
+    def body(self) -> Iterator[bytes]:
+        piece = self.fill * (CHUNK // len(self.fill))
+        while self.sent < self.total:
+            chunk = piece[: self.total - self.sent]
+            self.sent += len(chunk)
+            yield chunk
+
+    def response(self) -> httpx.Response:
+        headers = dict(self.headers)
+        if self.length is not None:
+            headers["Content-Length"] = str(self.length)
+        return httpx.Response(self.status, content=self.body(), headers=headers)
+
+
 class LyingRegistry(FakeRegistry):
-    """Serves what ``lies`` says for a path (bytes, and optionally a Docker-Content-Digest)."""
+    """Serves what ``lies`` says for a path (bytes, and optionally a Docker-Content-Digest), and
+    a ``Flood`` for a GET of a path in ``floods``."""
 
     lies: dict[str, tuple[bytes, str | None]]
+    floods: dict[str, Flood]
 
     def handle(self, request: httpx.Request) -> httpx.Response:
+        flood = getattr(self, "floods", {}).get(request.url.path)
+        if flood is not None and request.method == "GET":
+            return flood.response()
         lie = getattr(self, "lies", {}).get(request.url.path)
         if lie is None:
             return super().handle(request)
@@ -296,6 +337,140 @@ def test_registry_serving_a_wrong_layer_blob_fails_validation_and_copies(tmp_pat
             validate(pulled)
         with pytest.raises(DigestMismatch):
             Layout(tmp_path / "store", create=True).write(pulled, ["pulled"])
+
+
+# -- a registry whose answers never end --------------------------------------------------------
+
+_MANIFEST_PATH = "/v2/app/manifests/1"
+_GiB = 1 << 30
+
+
+FloodCase = tuple[str, Flood, int, str]
+
+
+def _flood_cases(image: Image) -> dict[str, FloodCase]:
+    """name -> (path, flood, the cap that must stop it, regex of the error)."""
+    config_path = f"/v2/app/blobs/{image.config_descriptor.digest}"
+    manifest_cap = rf"manifest of .*app:1 at https://\S+/v2/app/manifests/1 .*{MAX_MANIFEST_BYTES} bytes"
+    return {
+        "manifest-chunked": (_MANIFEST_PATH, Flood(), MAX_MANIFEST_BYTES, manifest_cap + " allowed"),
+        "manifest-content-length-too-small": (
+            _MANIFEST_PATH,
+            Flood(length=100),
+            MAX_MANIFEST_BYTES,
+            manifest_cap,
+        ),
+        "manifest-huge-content-length": (
+            _MANIFEST_PATH,
+            Flood(length=64 * _GiB),
+            0,
+            rf"says it is {64 * _GiB} bytes \(Content-Length\), more than the {MAX_MANIFEST_BYTES} bytes",
+        ),
+        "config-chunked": (config_path, Flood(), MAX_CONFIG_BYTES, rf"config of .*{MAX_CONFIG_BYTES} bytes"),
+        "config-content-length-lies": (
+            config_path,
+            Flood(length=image.config_descriptor.size),
+            MAX_CONFIG_BYTES,
+            rf"at https://\S+{config_path} goes on, more than the {MAX_CONFIG_BYTES} bytes",
+        ),
+        "error-body-404": (
+            _MANIFEST_PATH,
+            Flood(status=404),
+            MAX_API_DOCUMENT_BYTES,
+            rf"{_MANIFEST_PATH} goes on, more than the {MAX_API_DOCUMENT_BYTES} bytes",
+        ),
+        "error-body-503-not-retried": (
+            _MANIFEST_PATH,
+            Flood(status=503, length=20),
+            MAX_API_DOCUMENT_BYTES,
+            rf"more than the {MAX_API_DOCUMENT_BYTES} bytes",
+        ),
+        "redirect-body": (
+            _MANIFEST_PATH,
+            Flood(status=307, headers={"Location": "/v2/app/manifests/elsewhere"}),
+            MAX_API_DOCUMENT_BYTES,
+            rf"{_MANIFEST_PATH} goes on, more than the {MAX_API_DOCUMENT_BYTES} bytes",
+        ),
+        "compressed-manifest": (
+            _MANIFEST_PATH,
+            Flood(total=CHUNK, headers={"Content-Encoding": "gzip"}),
+            0,
+            "Content-Encoding: gzip, which pybuild does not accept",
+        ),
+    }
+
+
+FLOOD_CASES = sorted(_flood_cases(random_image(layers=1, seed=9)))
+
+
+@pytest.mark.parametrize("case", FLOOD_CASES)
+def test_a_registry_answer_without_end_is_cut_off_at_its_cap(case: str) -> None:
+    fake = LyingRegistry()
+    image = _pushed(fake)
+    path, flood, cap, message = _flood_cases(image)[case]
+    fake.floods = {path: flood}
+    record("hostile_inputs", "registry_floods", 1)
+    with fake_store(fake) as store, pytest.raises(ImageError, match=message) as raised:
+        store.image("app:1")
+    assert "\n" not in str(raised.value)
+    assert flood.sent <= cap + CHUNK, f"{flood.sent} bytes streamed for a cap of {cap}"
+
+
+def test_a_listing_without_end_is_cut_off_at_its_cap() -> None:
+    fake = LyingRegistry()
+    _pushed(fake)
+    for path in ("/v2/app/tags/list", "/v2/_catalog"):
+        flood = Flood(fill=b'{"tags":["a",', length=10)
+        fake.floods = {path: flood}
+        with fake_store(fake) as store, pytest.raises(ImageError, match=r"listing at .* bytes allowed"):
+            store.tags(None if path == "/v2/_catalog" else "app")
+        assert flood.sent <= MAX_API_DOCUMENT_BYTES + CHUNK
+
+
+@pytest.mark.parametrize("where", ["token", "challenge"])
+def test_an_auth_answer_without_end_is_cut_off_at_its_cap(where: str) -> None:
+    """The token answer, and the 401 body httpx reads whole before the token flow retries."""
+    fake = LyingRegistry(auth="bearer")
+    _pushed(fake)
+    challenge = f'Bearer realm="{TOKEN_REALM}",service="fake-registry",scope="repository:app:pull"'
+    flood = Flood(status=401, headers={"WWW-Authenticate": challenge})
+    path = "/token" if where == "token" else _MANIFEST_PATH
+    fake.floods = {path: Flood() if where == "token" else flood}
+    with fake_store(fake) as store, pytest.raises(ImageError, match=r"more than the .* bytes allowed"):
+        store.image("app:1")
+    assert fake.floods[path].sent <= MAX_API_DOCUMENT_BYTES + CHUNK
+
+
+@pytest.mark.parametrize("length", [None, 100])
+def test_a_layer_blob_longer_than_its_descriptor_stops_at_its_size(
+    tmp_path: Path, length: int | None
+) -> None:
+    """A layer is streamed to a file: a registry sending more than the descriptor says is cut off."""
+    fake = LyingRegistry()
+    image = _pushed(fake)
+    flood = Flood(length=length)
+    fake.floods = {f"/v2/app/blobs/{image.layers[0].digest}": flood}
+    with fake_store(fake) as store:
+        pulled = store.image("app:1")
+        with pytest.raises(DigestMismatch, match=f"more than the {image.layers[0].size} bytes"):
+            Layout(tmp_path / "store", create=True).write(pulled, ["pulled"])
+    assert flood.sent <= image.layers[0].size + (1 << 20) + CHUNK
+    assert Layout(tmp_path / "store").tags() == []
+
+
+def test_a_layer_blob_that_ends_short_is_refused(tmp_path: Path) -> None:
+    fake = LyingRegistry()
+    image = _pushed(fake)
+    layer = image.layers[0]
+    with layer.compressed() as stream:
+        honest = stream.read()
+    fake.lies = {f"/v2/app/blobs/{layer.digest}": (honest[: layer.size // 2], None)}
+    with fake_store(fake) as store:
+        pulled = store.image("app:1")
+        with pytest.raises(
+            DigestMismatch, match=f"sent {layer.size // 2} bytes .* not the {layer.size} bytes"
+        ):
+            extract_rootfs(pulled, tmp_path / "root")
 
 
 # -- .cnb buildpackage files (an OCI layout in a tar) ---------------------------------------------

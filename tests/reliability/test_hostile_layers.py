@@ -2,7 +2,9 @@
 
 Every case of ``hostile.cases`` runs against each extractor inside a ``Jail``: the outcome is
 a refusal with a one-line typed error, or an extraction with the danger neutralised; in both,
-no file outside the target may change. See ``hostile.py`` for the corpus.
+no file outside the target may change. See ``hostile.py`` for the corpus. Each of
+``hostile.BOMBS`` (gzip layer bombs made as they are read) runs against each extractor too,
+with ``PYBUILD_MAX_LAYER_BYTES`` at 1 MiB: refused before more than that is written or read.
 """
 
 from __future__ import annotations
@@ -10,20 +12,25 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import itertools
 import json
 import os
 import re
+import stat
 import tarfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pytest
 
 from lifecycle.api import ApiVersion
 from lifecycle.cnb import BuildpackDescriptor, BuildpackInfo
-from lifecycle.errors import DigestMismatch, ImageError, PybuildError
-from lifecycle.execution.rootfs import extract_rootfs, rootfs_cache
-from lifecycle.oci.models import ImageConfig
+from lifecycle.errors import ConfigError, DigestMismatch, ImageError, PybuildError
+from lifecycle.execution.rootfs import extract_archive, extract_rootfs, rootfs_cache
+from lifecycle.oci.layer import Layer
+from lifecycle.oci.limits import MAX_LAYER_BYTES_ENV, MAX_LAYER_ENTRIES_ENV
+from lifecycle.oci.media import OCI_LAYER_GZIP
+from lifecycle.oci.models import Descriptor, ImageConfig
 from lifecycle.oci.mutate import new_image
 from lifecycle.phases.cache import CACHE_METADATA_LABEL, CacheError
 from lifecycle.phases.cache_extract import extract_layer
@@ -32,7 +39,21 @@ from lifecycle.platform.bpref import resolve_buildpack
 from lifecycle.platform.cache_dir import DirectoryCache
 
 from .figures import record
-from .hostile import CACHE_PREFIX, DIR, EXTRACTORS, Case, Entry, Jail, cases, memory_layer, tar_bytes
+from .hostile import (
+    BOMBS,
+    CACHE_PREFIX,
+    DIR,
+    EXTRACTORS,
+    Case,
+    Entry,
+    Jail,
+    LazyStream,
+    cases,
+    gzipped,
+    memory_layer,
+    tar_bytes,
+    zero_files,
+)
 
 _PLACEHOLDER = Path("/" + "p" * 60)  # case names do not depend on where a test runs
 
@@ -231,3 +252,136 @@ def test_restore_from_a_hostile_directory_cache_warns_and_writes_nothing_outside
     jail.check()
     assert "acme/evil:cached" not in report.contents and len(warnings) == 2, warnings
     assert not (layers / "acme_evil" / "cached").exists()
+
+
+# -- layer bombs: caps on what one tar stream unpacks to ------------------------------------------
+
+_CAP = 1 << 20  # PYBUILD_MAX_LAYER_BYTES for these tests: a bomb is refused within a MiB
+_ENTRY_CAP = 500  # PYBUILD_MAX_LAYER_ENTRIES
+_FAKE = "sha256:" + "0" * 64
+_ENV = {"bytes": MAX_LAYER_BYTES_ENV, "entries": MAX_LAYER_ENTRIES_ENV}
+
+
+@pytest.fixture
+def small_caps(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(MAX_LAYER_BYTES_ENV, "1M")
+    monkeypatch.setenv(MAX_LAYER_ENTRIES_ENV, str(_ENTRY_CAP))
+
+
+class _Source:
+    """A blob source that hands out one lazily made bomb."""
+
+    def __init__(self, stream: LazyStream) -> None:
+        self.stream = stream
+
+    def open_blob(self, digest: str) -> BinaryIO:
+        return self.stream  # type: ignore[return-value]
+
+
+class _Counted:
+    """Counts the uncompressed bytes an extractor pulls from a stream."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream, self.pulled = stream, 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._stream.read(size)
+        self.pulled += len(data)
+        return data
+
+
+def _written(root: Path) -> int:
+    """Bytes of the regular files under ``root`` (nothing there: 0)."""
+    total = 0
+    for dirpath, _, files in os.walk(root):
+        for name in files:
+            st = os.lstat(os.path.join(dirpath, name))
+            total += st.st_size if stat.S_ISREG(st.st_mode) else 0
+    return total
+
+
+@pytest.mark.usefixtures("small_caps")
+@pytest.mark.parametrize(("extractor", "bomb"), [(e, b) for e in EXTRACTORS for b in sorted(BOMBS)])
+def test_a_layer_bomb_is_refused_before_it_writes_more_than_the_cap(
+    extractor: str, bomb: str, tmp_path: Path
+) -> None:
+    """A few KiB of gzip that unpack to 64 GiB, or never end: refused at the cap, typed, one line."""
+    make, cap, may_end = BOMBS[bomb]
+    jail = Jail(tmp_path / "jail").arm()
+    target = jail.target(extractor)
+    compressed = LazyStream(gzipped(make(CACHE_PREFIX if extractor == "cache" else "")))
+    pulled = _Counted(gzip.GzipFile(fileobj=compressed, mode="rb"))  # the cache is given it unpacked
+    record("hostile_inputs", "layer_bombs", 1)
+    try:
+        if extractor == "rootfs":
+            descriptor = Descriptor(media_type=OCI_LAYER_GZIP, digest=_FAKE, size=1)
+            extract_rootfs([Layer(descriptor, _FAKE, _Source(compressed))], target)
+        elif extractor == "cache":
+            extract_layer(pulled, "/" + CACHE_PREFIX, target, _FAKE)  # type: ignore[arg-type]
+        else:
+            extract_archive(compressed, target)
+        refusal = None
+    except PybuildError as exc:
+        refusal = str(exc)
+    jail.check()
+    assert _written(target) <= _CAP
+    assert pulled.pulled <= _CAP + (1 << 20) + tarfile.RECORDSIZE  # the cache's hashing reads a MiB
+    assert compressed.served < 1 << 20, f"{compressed.served} compressed bytes read"
+    if may_end and extractor == "buildpack":
+        assert refusal is None, "an archive is read only to its end"
+        return
+    assert refusal is not None, "a layer bomb was extracted"
+    assert "\n" not in refusal and refusal.startswith("failed to "), refusal
+    assert f"the most {_ENV[cap]} allows (raise it" in refusal, refusal
+    if extractor == "rootfs":
+        assert refusal.startswith(f"failed to extract layer 0 ({_FAKE[:19]})"), refusal
+
+
+def test_a_buildpack_archive_bomb_is_a_config_error_naming_the_variable(
+    tmp_path: Path, small_caps: None
+) -> None:
+    """``--buildpack bomb.tgz``: 256 MiB of zeros in 256 KiB on disk, written as it is compressed."""
+    archive = tmp_path / "bomb.tgz"
+    with archive.open("wb") as out:
+        entries = itertools.chain(zero_files(["buildpack.toml"], 256 << 20), [bytes(1024)])
+        for chunk in gzipped(entries):
+            out.write(chunk)
+    assert archive.stat().st_size < 1 << 20
+    with pytest.raises(ConfigError, match=rf"bomb.tgz.*more than {_CAP} bytes.*{MAX_LAYER_BYTES_ENV}"):
+        resolve_buildpack(str(archive), base=tmp_path, scratch=tmp_path / "scratch")
+    assert _written(tmp_path / "scratch") == 0  # refused from the entry's header
+
+
+def test_restore_warns_about_a_cached_layer_with_too_many_entries_and_moves_on(
+    tmp_path: Path, small_caps: None
+) -> None:
+    """RES-3 over a directory cache holding an entry bomb: a warning naming the cap, a cache miss."""
+    stream = itertools.chain(
+        itertools.islice(BOMBS["endless-empty-files"][0](CACHE_PREFIX), 3 + _ENTRY_CAP + 10),
+        [bytes(tarfile.RECORDSIZE)],
+    )
+    raw = b"".join(stream)
+    diff_id = "sha256:" + hashlib.sha256(raw).hexdigest()
+    layers = tmp_path / "layers"
+    layers.mkdir()
+    cache = DirectoryCache(tmp_path / "caches", "app")
+    cache.committed.mkdir(parents=True)
+    (cache.committed / f"{diff_id}.tar").write_bytes(raw)
+    layer = {"sha": diff_id, "cache": True, "build": True, "launch": False}
+    metadata = {"buildpacks": [{"key": "acme/evil", "version": "1", "layers": {"cached": layer}}]}
+    (cache.committed / CACHE_METADATA_LABEL).write_text(json.dumps(metadata))
+    warnings: list[str] = []
+    inputs = RestoreInputs(
+        group=(_evil_buildpack(),), layers_dir=layers, previous=None, cache=cache, warn=warnings.append
+    )
+    report = Restorer(inputs).restore()
+    assert "acme/evil:cached" not in report.contents
+    assert len(warnings) == 1 and MAX_LAYER_ENTRIES_ENV in warnings[0], warnings
+    assert not (layers / "acme_evil" / "cached").exists()
+
+
+def test_a_layer_under_the_caps_still_extracts(tmp_path: Path, small_caps: None) -> None:
+    raw = tar_bytes([Entry(f"f{n}", data=b"x" * 1000) for n in range(100)], tmp_path)
+    root = tmp_path / "root"
+    extract_rootfs([memory_layer(raw)], root)
+    assert _written(root) == 100_000

@@ -6,17 +6,27 @@ rebase writes a report, inspect and pull read it back. Afterwards every file und
 ``$PYBUILD_HOME``, both registries' storage and logs, the report and every output are searched
 for either password (plain or as a Basic header). ``--env`` values are not secret in pybuild (a
 buildpack may print or keep them): only that pybuild itself keeps none is checked.
+
+Build secrets (``--secret``, by env and by file): a buildpack (``buildpacks/secret-user``) reads
+them at ``/platform/secrets/<id>`` in detect and build and prints them; the log shows ``***``, and
+no file of ``$PYBUILD_HOME`` (store, cache, blobs) nor any output holds a value. A buildpack that
+copies a secret into a launch layer, a cache-only layer or the app fails the build with exit 62
+naming the layer, and the previous image keeps its tag.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+import re
+import secrets
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
-from support.cli import ROOT, TINY_BUILDER, pybuild
+from support.cli import ROOT, TINY_BUILDER, last_line, pybuild
 from support.registry import Registry, RegistryFactory
 
 from .figures import record
@@ -110,3 +120,107 @@ def test_a_refused_login_names_the_registry_not_the_password(
         [home],
         [proc.stdout, proc.stderr],
     )
+
+
+SECRET_USER = Path(__file__).parent / "buildpacks" / "secret-user"
+
+
+class BuildSecrets:
+    """A token in pybuild's env (``pip-token``) and a PEM-like key in a file (``index-key``)."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.token = "piptoken-" + secrets.token_hex(12)
+        self.key_body = "indexkey-" + secrets.token_hex(16)
+        self.key_file = tmp_path / "index-key.pem"
+        self.key_file.write_text(f"-----BEGIN TEST KEY-----\n{self.key_body}\n-----END TEST KEY-----\n")
+        self.key_file.chmod(0o600)
+
+    @property
+    def needles(self) -> dict[str, bytes]:
+        return {"pip-token value": self.token.encode(), "index-key value": self.key_body.encode()}
+
+    def build(self, home: Path, app: Path, name: str, executor: str) -> subprocess.CompletedProcess[str]:
+        return pybuild(
+            "-v",
+            "build",
+            name,
+            "--path",
+            str(app),
+            "--builder",
+            TINY_BUILDER,
+            "--buildpack",
+            str(SECRET_USER),
+            "--executor",
+            executor,
+            "--secret",
+            "id=pip-token,env=PIP_TOKEN",
+            "--secret",
+            f"id=index-key,src={self.key_file}",
+            check=False,
+            env={"PIP_TOKEN": self.token},
+        )
+
+
+def _app(tmp_path: Path, mode: str) -> Path:
+    app = tmp_path / "secret-app"
+    if not app.exists():
+        shutil.copytree(ROOT / "samples" / "procfile-shell", app)
+    (app / "secret-mode").write_text(mode)
+    return app
+
+
+def _shm_entries() -> set[str]:
+    return {p.name for p in Path("/dev/shm").iterdir() if p.name.startswith("pybuild-secrets-")}
+
+
+@pytest.mark.parametrize("executor", ["bwrap", "host"])
+def test_build_secrets_reach_buildpacks_read_only_and_no_image_cache_or_log(
+    home: Path, tmp_path: Path, executor: str
+) -> None:
+    given = BuildSecrets(tmp_path)
+    shm_before = _shm_entries()
+    proc = given.build(home, _app(tmp_path, "use"), "secretapp", executor)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout + proc.stderr
+    assert "detect read pip-token: ***" in out
+    assert "build read pip-token: ***" in out
+    key_hash = hashlib.sha256(given.key_file.read_bytes()).hexdigest()
+    assert f"secret pip-token mode 400 sha256 {hashlib.sha256(given.token.encode()).hexdigest()}" in out
+    assert f"secret index-key mode 400 sha256 {key_hash}" in out
+    assert "in env" not in out  # never an environment variable, also not on the host
+    if executor == "bwrap":
+        assert "writable" not in out
+    assert _shm_entries() == shm_before  # the host runner's memory files are gone
+    outputs = [proc, pybuild("-v", "inspect", "secretapp", "-o", "json")]
+    texts = [text for p in outputs for text in (p.stdout, p.stderr)]
+    found = leaks(given.needles, [home], texts)
+    record("secrets", "outputs_searched", len(texts) + sum(1 for _ in home.rglob("*")))
+    assert not found, found
+
+
+@pytest.mark.parametrize(
+    ("mode", "layer"),
+    [
+        ("copy-launch", "test/secret-user:leaky"),
+        ("copy-cache", "test/secret-user:stash"),
+        ("copy-app", "app:0"),
+    ],
+)
+def test_a_secret_copied_into_a_layer_fails_the_export_and_keeps_the_previous_image(
+    home: Path, tmp_path: Path, mode: str, layer: str
+) -> None:
+    given = BuildSecrets(tmp_path)
+    first = given.build(home, _app(tmp_path, "use"), "leakapp", "bwrap")
+    assert first.returncode == 0, first.stdout + first.stderr
+    digest = last_line(first)
+    proc = given.build(home, _app(tmp_path, mode), "leakapp", "bwrap")
+    assert proc.returncode == 62, proc.stdout + proc.stderr
+    error = proc.stderr.strip().splitlines()[-1]
+    expected = (
+        rf"ERROR: failed to export layer '{re.escape(layer)}': it holds the value of secret '[a-z-]+' .*"
+    )
+    assert re.fullmatch(expected, error), error
+    inspect = json.loads(pybuild("inspect", "leakapp", "-o", "json").stdout)
+    assert digest in json.dumps(inspect)
+    texts = [proc.stdout, proc.stderr, first.stdout, first.stderr]
+    assert not leaks(given.needles, [home], texts)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from lifecycle.backends.registry.bodies import read_capped
 from lifecycle.backends.registry.credentials import Credentials
 from lifecycle.errors import ImageError
 from lifecycle.oci.models import MAX_API_DOCUMENT_BYTES, json_object
@@ -152,11 +153,11 @@ class RegistryAuth(httpx.Auth):
     ) -> Generator[httpx.Request, httpx.Response, str | None]:
         wanted = _merge_scopes(scopes, challenge.params.get("scope", ""))
         reply = yield self._token_request(challenge, wanted)
-        reply.read()
+        raw = read_capped(reply, MAX_API_DOCUMENT_BYTES, "token answer")  # a refusal ends the request
         if reply.status_code != 200:
             return None
         try:
-            body = json_object(reply.content, "read token", what="token", limit=MAX_API_DOCUMENT_BYTES)
+            body = json_object(raw, "read token", what="token", limit=MAX_API_DOCUMENT_BYTES)
         except ImageError:
             return None
         token = body.get("token") or body.get("access_token")

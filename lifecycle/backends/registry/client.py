@@ -4,7 +4,9 @@ Every request goes through ``call``: connection errors, 429 and 5xx are retried 
 exponential backoff (``stamina``), honouring ``Retry-After``, at most ``RetryPolicy.attempts`` times
 and ``RetryPolicy.timeout`` seconds. Anything else that is not the expected status becomes a
 ``RegistryError`` naming the action, registry and repository (never a URL query or a secret);
-a missing manifest is ``ImageNotFound``.
+a missing manifest is ``ImageNotFound``. No answer is read whole unless it is small enough: a
+document is read by ``read_document`` under its cap, every other body is capped by a response
+hook, and a blob streams (``bodies.py``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import httpx
 import stamina
 
 from lifecycle.backends.registry.auth import RegistryAuth
+from lifecycle.backends.registry.bodies import ACCEPT_IDENTITY, BodyRefused, cap_answers, drain, read_capped
 from lifecycle.backends.registry.credentials import CNB_REGISTRY_AUTH, Credentials
 from lifecycle.backends.registry.reference import is_loopback_host
 from lifecycle.errors import DigestMismatch, ImageError, ImageNotFound
@@ -130,7 +133,8 @@ class RegistryClient:
             verify=ssl_context() if scheme == "https" else True,
             timeout=_TIMEOUT,
             follow_redirects=True,
-            headers={"User-Agent": _USER_AGENT},
+            headers={"User-Agent": _USER_AGENT, **ACCEPT_IDENTITY},
+            event_hooks={"response": [cap_answers]},
         )
         # Stores are often dropped without close(); close the connection pool when this client goes.
         weakref.finalize(self, self.http.close)
@@ -158,6 +162,8 @@ class RegistryClient:
             ) from None
         except httpx.TransportError as exc:
             raise RegistryError(action, self._unreachable(exc)) from exc
+        except BodyRefused as exc:
+            raise RegistryError(action, str(exc)) from None
         raise AssertionError("stamina ended without an outcome")  # pragma: no cover
 
     def _backoff(self, exc: Exception) -> bool | float:
@@ -189,13 +195,47 @@ class RegistryClient:
         stream: bool = False,
         missing: type[ImageError] = ImageNotFound,
     ) -> httpx.Response:
-        """One retried request whose body is replayable; any status outside ``ok`` raises."""
+        """One retried request whose body is replayable; any status outside ``ok`` raises.
+
+        With ``stream`` the answer comes back open, its body unread (a blob); otherwise its body
+        is dropped unread, so only the status and headers are there: read a document with
+        ``read_document``.
+        """
 
         def attempt() -> httpx.Response:
             request = self.http.build_request(method, url, headers=headers, params=params, content=content)
             return self.send(
                 request, action=action, repository=repository, ok=ok, stream=stream, missing=missing
             )
+
+        return self.call(action, attempt)
+
+    def read_document(
+        self,
+        url: str | httpx.URL,
+        *,
+        action: str,
+        repository: str,
+        limit: int,
+        what: str,
+        ok: Collection[int] = (200,),
+        headers: dict[str, str] | None = None,
+        missing: type[ImageError] = ImageNotFound,
+    ) -> httpx.Response:
+        """GET a document of at most ``limit`` bytes: the closed answer, its ``content`` read.
+
+        The body is read in pieces and refused as soon as it passes ``limit``, whatever its
+        ``Content-Length`` says (``RegistryError`` naming ``what``, the URL and the cap); a
+        connection that breaks while reading is retried like one that breaks before.
+        """
+
+        def attempt() -> httpx.Response:
+            request = self.http.build_request("GET", url, headers=headers)
+            response = self.send(
+                request, action=action, repository=repository, ok=ok, stream=True, missing=missing
+            )
+            read_capped(response, limit, what)
+            return response
 
         return self.call(action, attempt)
 
@@ -209,24 +249,30 @@ class RegistryClient:
         stream: bool = False,
         missing: type[ImageError] = ImageNotFound,
     ) -> httpx.Response:
-        """Send once: ``Retryable`` for 429/5xx, a ``RegistryError`` for other unexpected statuses."""
-        response = self.http.send(request, stream=stream)
+        """Send once: ``Retryable`` for 429/5xx, a ``RegistryError`` for other unexpected statuses.
+
+        The answer is always streamed from httpx: an expected one is returned open with
+        ``stream``, else with its body dropped; an error body is read under a cap for its code.
+        """
+        response = self.http.send(request, stream=True)
         if response.status_code in ok:
+            if not stream:
+                drain(response)
             return response
-        response.read()
-        response.close()
+        code = _registry_code(response, read_capped(response, MAX_API_DOCUMENT_BYTES, "error body"))
         if response.status_code == 429 or response.status_code >= 500:
-            raise Retryable(response.status_code, _retry_after(response), _registry_code(response))
-        raise self.error(response, action, repository, missing)
+            raise Retryable(response.status_code, _retry_after(response), code)
+        raise self.error(response, code, action, repository, missing)
 
     def error(
         self,
         response: httpx.Response,
+        code: str,
         action: str,
         repository: str,
         missing: type[ImageError] = ImageNotFound,
     ) -> ImageError:
-        """The one-line error a user sees for an unexpected answer."""
+        """The one-line error a user sees for an unexpected answer; ``code`` from its error body."""
         status, name = response.status_code, f"{self.host}/{repository}"
         if status == 401:
             hint = f"log in: docker login {self.host} or set {CNB_REGISTRY_AUTH}"
@@ -238,12 +284,10 @@ class RegistryClient:
                 action, f"403 denied (no access to {name} with these credentials)", status=403
             )
         if status == 404:
-            return missing(action, f"{name}: {_registry_code(response) or 'not found'}")
-        if status == 400 and _registry_code(response).startswith("DIGEST_INVALID"):
-            return DigestMismatch(action, f"{self.host} says: {_registry_code(response)}")
-        return RegistryError(
-            action, f"HTTP {status} from {self.host}: {_registry_code(response)}", status=status
-        )
+            return missing(action, f"{name}: {code or 'not found'}")
+        if status == 400 and code.startswith("DIGEST_INVALID"):
+            return DigestMismatch(action, f"{self.host} says: {code}")
+        return RegistryError(action, f"HTTP {status} from {self.host}: {code}", status=status)
 
 
 def _tls_refused(exc: Exception) -> bool:
@@ -251,10 +295,10 @@ def _tls_refused(exc: Exception) -> bool:
     return "CERTIFICATE_VERIFY_FAILED" in text or "WRONG_VERSION_NUMBER" in text
 
 
-def _registry_code(response: httpx.Response) -> str:
-    """``CODE: message`` of the first entry in a distribution error body, or the reason phrase."""
+def _registry_code(response: httpx.Response, raw: bytes) -> str:
+    """``CODE: message`` of the first entry in a distribution error body ``raw``, or the reason phrase."""
     try:
-        body = json_object(response.content, "read error", what="error body", limit=MAX_API_DOCUMENT_BYTES)
+        body = json_object(raw, "read error", what="error body", limit=MAX_API_DOCUMENT_BYTES)
         first = (body.get("errors") or [])[0]
         text = f"{first.get('code', '')}: {first.get('message', '')}".strip(": ")
     except (ImageError, AttributeError, IndexError, TypeError, KeyError):

@@ -27,7 +27,14 @@ from lifecycle.oci.digest import is_digest, sha256_digest
 from lifecycle.oci.image import Image
 from lifecycle.oci.layer import Layer
 from lifecycle.oci.media import is_index, is_manifest
-from lifecycle.oci.models import MAX_API_DOCUMENT_BYTES, Index, Manifest, json_object, parse_model
+from lifecycle.oci.models import (
+    MAX_API_DOCUMENT_BYTES,
+    MAX_MANIFEST_BYTES,
+    Index,
+    Manifest,
+    json_object,
+    parse_model,
+)
 
 __all__ = ["DEFAULT_PLATFORM", "RegistryStore"]
 
@@ -127,13 +134,19 @@ class RegistryStore:
         if not is_manifest(media_type):
             raise ImageError(action, f"media type {media_type} is not an image manifest")
         manifest = parse_model(Manifest, raw, f"manifest of {target}")
-        blobs = RegistryBlobs(self.client, target.repository, self.stats)
+        sizes = {layer.digest: layer.size for layer in manifest.layers}
+        blobs = RegistryBlobs(self.client, target.repository, self.stats, sizes)
         raw_config = blobs.read_blob(manifest.config.digest, f"config of {target}")
         return Image.from_raw(raw, raw_config, blobs, str(target))
 
     def _manifest(self, target: Reference, action: str) -> tuple[bytes, str]:
-        response = self.client.request(
-            "GET", self._manifest_path(target), action=action, repository=target.repository, headers=ACCEPT
+        response = self.client.read_document(
+            self._manifest_path(target),
+            action=action,
+            repository=target.repository,
+            limit=MAX_MANIFEST_BYTES,
+            what=f"manifest of {target}",
+            headers=ACCEPT,
         )
         raw = response.content
         verify_manifest(raw, target, response.headers.get("Docker-Content-Digest"), action)
@@ -159,6 +172,22 @@ class RegistryStore:
         digest = response.headers.get("Docker-Content-Digest")
         return digest or sha256_digest(self._manifest(target, action)[0])
 
+    def check_access(self, ref: str, *, write: bool = False) -> None:
+        """Raise unless ``ref``'s repository can be read (a missing image is fine) and, with ``write``,
+        pushed to: an upload is opened and cancelled, so nothing is stored (ANA-5)."""
+        target = self.reference(ref)
+        self.resolve(str(target))
+        if not write:
+            return
+        uploads = f"/v2/{target.repository}/blobs/uploads/"
+        action = f"check write access to {target.name}"
+        opened = self.client.request("POST", uploads, action=action, repository=target.repository, ok=(202,))
+        location = opened.headers.get("Location")
+        if location:
+            self.client.request(
+                "DELETE", location, action=action, repository=target.repository, ok=(204, 404, 405)
+            )
+
     def tags(self, repository: str | None = None) -> list[str]:
         """``repo:tag`` for one repository, or for every repository in the catalog."""
         repositories = [repository] if repository is not None else self.catalog()
@@ -179,7 +208,14 @@ class RegistryStore:
             {"n": str(self.page_size)}
         )
         while url is not None:
-            response = self.client.request("GET", url, action=action, repository=repository, ok=(200, 404))
+            response = self.client.read_document(
+                url,
+                action=action,
+                repository=repository,
+                limit=MAX_API_DOCUMENT_BYTES,
+                what="listing",
+                ok=(200, 404),
+            )
             if response.status_code == 404:
                 return items
             body = json_object(response.content, action, what="listing", limit=MAX_API_DOCUMENT_BYTES)
@@ -208,7 +244,7 @@ class RegistryStore:
         length = found.headers.get("Content-Length", "")
         if found.status_code != 200 or (length.isdigit() and int(length) != size):
             return None
-        return RegistryBlobs(self.client, target.repository, self.stats)
+        return RegistryBlobs(self.client, target.repository, self.stats, {digest: size})
 
     # -- writes ------------------------------------------------------------------------------------
     def write(self, image: Image, tags: Sequence[str]) -> str:

@@ -237,7 +237,7 @@ def test_a_corrupted_manifest_blob_is_digest_mismatch_naming_its_path(layout: La
 def test_a_layer_digest_given_as_an_image_reference_is_an_image_error(layout: Layout) -> None:
     image = random_image()
     layout.write(image, ["v1"])
-    with pytest.raises(ImageError, match="manifest or an index.*not a JSON object"):
+    with pytest.raises(ImageError, match=r"manifest or an index.*not a JSON object"):
         layout.image(image.layers[0].digest)
 
 

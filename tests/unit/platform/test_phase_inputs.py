@@ -76,3 +76,28 @@ def test_flag_of_another_phase_is_a_bad_argument() -> None:
     with pytest.raises(ConfigError) as caught:
         parse_phase_args("detector", ["-run-image", "x"], API)
     assert caught.value.exit_code == ExitCode.BAD_ARGS
+
+
+def test_log_level_is_one_of_four_and_flag_beats_env() -> None:
+    assert parse_phase_args("detector", [], API).log_level == "info"
+    env = {**API, "CNB_LOG_LEVEL": "warn"}
+    assert parse_phase_args("detector", [], env).log_level == "warn"
+    assert parse_phase_args("detector", ["-log-level", "DEBUG"], env).log_level == "debug"
+    with pytest.raises(ConfigError, match="'verbose' is not one of debug, info, warn, error") as bad:
+        parse_phase_args("detector", ["-log-level=verbose"], API)
+    assert bad.value.exit_code == ExitCode.BAD_ARGS
+
+
+def test_insecure_registry_repeats_and_replaces_the_env_list() -> None:
+    env = {**API, "CNB_INSECURE_REGISTRIES": "a.test, b.test:5000,"}
+    assert parse_phase_args("analyzer", ["x"], env).insecure_registries == ("a.test", "b.test:5000")
+    flags = ["-insecure-registry", "c.test", "--insecure-registry=d.test", "x"]
+    assert parse_phase_args("analyzer", flags, env).insecure_registries == ("c.test", "d.test")
+
+
+def test_layout_needs_a_layout_dir() -> None:
+    with pytest.raises(ConfigError, match="-layout-dir") as bad:
+        parse_phase_args("analyzer", ["-layout", "x"], API)
+    assert bad.value.exit_code == ExitCode.BAD_ARGS
+    inputs = parse_phase_args("exporter", ["x"], {**API, "CNB_USE_LAYOUT": "true", "CNB_LAYOUT_DIR": "/l"})
+    assert inputs.layout and inputs.layout_dir == Path("/l")
