@@ -5,24 +5,34 @@ and its own bridge (``--iptables=false --ip-masq=false``, so containers on it ha
 builds that need the network use ``--network host``). ``stop`` ends only the dockerd this
 object started, unmounts the ``nsfs`` it leaves at ``<exec-root>/netns/default``, deletes the
 bridge and the temp dir. Images come from our own stacks: ``pybuild save`` then ``docker load``.
+
+Also what the comparisons with ``docker build`` share: a build context with the host's CA bundle,
+and the timed ``--no-cache`` / layer-cache / edited-app builds of one builder (BuildKit or classic).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from bench._pybuild import PYBUILD, edit_app, seconds
 
 DOCKER = "/usr/bin/docker"  # the docker.io CLI (20.10): BuildKit works with it, the 28.x CLI lacks buildx
 DOCKERD = "dockerd"
-PYBUILD = str(Path(sys.executable).with_name("pybuild"))
+# egress TLS is intercepted here: pip in a docker build needs the host's CA bundle (pybuild binds it
+# into its sandbox); Dockerfiles COPY it from their context as host-ca.crt
+HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
+VERSUS_DOCKER = "ratio (pybuild / docker; < 1 = pybuild faster)"  # a ratio table's title
 
 
 class DockerError(RuntimeError):
@@ -95,6 +105,34 @@ class Dockerd:
         self.docker(*args, cwd=cwd, buildkit=buildkit)
         return time.perf_counter() - started
 
+    def build(
+        self,
+        context: Path,
+        tag: str,
+        builder: str,
+        *,
+        no_cache: bool = False,
+        dockerfile: Path | None = None,
+        host_network: bool = True,
+    ) -> float:
+        """``docker build`` of ``context`` with ``builder`` (``buildkit`` or ``classic``), never
+        pulling; seconds. ``host_network`` for builds that download (the bridge has no way out)."""
+        argv = ["build", "--pull=false", *(["--no-cache"] if no_cache else [])]
+        argv += ["--network=host"] if host_network else []
+        argv += ["-f", str(dockerfile)] if dockerfile else []
+        return self.timed(*argv, "-t", tag, str(context), buildkit=builder == "buildkit")
+
+    def remove(self, tag: str) -> None:
+        """The image, dangling images and the build cache: the next builder starts clean."""
+        self.docker("image", "rm", "-f", tag)
+        self.docker("image", "prune", "-f")
+        self.docker("builder", "prune", "-af")
+
+    def root_fs(self, image: str) -> list[str]:
+        """The image's layer diffIDs, base first."""
+        layers = self.docker("image", "inspect", "--format", "{{json .RootFS.Layers}}", image).stdout
+        return list(json.loads(layers))
+
     def load_from_pybuild(self, images: Sequence[str], scratch: Path, home: Path) -> dict[str, float]:
         """``pybuild save IMAGE -o x.tar`` then ``docker load -i x.tar``; seconds for each step."""
         times: dict[str, float] = {}
@@ -105,8 +143,8 @@ class Dockerd:
             subprocess.run(
                 [PYBUILD, "save", image, "-o", str(archive)], env=env, check=True, capture_output=True
             )
-            times[f"pybuild save {image}"] = time.perf_counter() - started
-            times[f"docker load {image}"] = self.timed("load", "-i", str(archive))
+            times[f"pybuild save {image}"] = seconds(time.perf_counter() - started)
+            times[f"docker load {image}"] = seconds(self.timed("load", "-i", str(archive)))
             archive.unlink()
         return times
 
@@ -141,10 +179,65 @@ def _mounts_under(root: Path) -> list[str]:
 
 
 @contextlib.contextmanager
-def dockerd(parent: Path, bridge: str = "br-bench") -> Iterator[tuple[Dockerd, float]]:
+def dockerd(
+    parent: Path, bridge: str, images: Sequence[str], home: Path
+) -> Iterator[tuple[Dockerd, dict[str, Any]]]:
+    """A private dockerd with our ``images`` loaded from ``home``'s store; and the seconds that took:
+    ``dockerd_start_seconds``, ``image_import_seconds`` (each ``pybuild save`` and ``docker load``)."""
     daemon = Dockerd(parent, bridge)
     try:
-        seconds = daemon.start()
-        yield daemon, seconds
+        figures: dict[str, Any] = {"dockerd_start_seconds": seconds(daemon.start())}
+        figures["image_import_seconds"] = daemon.load_from_pybuild(images, parent, home)
+        yield daemon, figures
     finally:
         daemon.stop()
+
+
+def docker_context(context: Path, dockerfile: str) -> Path:
+    """``context`` (the app already in it) with ``dockerfile`` as its Dockerfile and the host's CA
+    bundle as host-ca.crt."""
+    context.mkdir(parents=True, exist_ok=True)
+    (context / "Dockerfile").write_text(dockerfile)
+    shutil.copyfile(HOST_CA, context / "host-ca.crt")
+    return context
+
+
+@dataclass(frozen=True)
+class BuildTimes:
+    """Seconds of each ``docker build`` of one builder, run after run."""
+
+    cold: list[float]  # --no-cache
+    cached: list[float]  # the layer cache, nothing changed
+    edited: list[float]  # the layer cache, after ``edit`` (empty without one)
+
+
+def time_builds(
+    daemon: Dockerd,
+    context: Path,
+    builder: str,
+    repeat: int,
+    tag: str,
+    edit: Path | None = None,
+) -> BuildTimes:
+    """``repeat`` times: ``docker build --no-cache``, then again with the layer cache, then (with
+    ``edit``, the app's directory in the context) once more after a line was added to its app.py
+    (only the last ``COPY`` reruns)."""
+    times = BuildTimes([], [], [])
+    for number in range(repeat):
+        kinds = "--no-cache, layer cache" + (", app.py edited" if edit else "")
+        print(f"docker build ({builder}): {kinds} ({number + 1}/{repeat})", flush=True)
+        times.cold.append(daemon.build(context, tag, builder, no_cache=True))
+        times.cached.append(daemon.build(context, tag, builder))
+        if edit is not None:
+            edit_app(edit, f"{builder} {number}")
+            times.edited.append(daemon.build(context, tag, builder))
+    return times
+
+
+def builder_figures(docker: dict[str, Any] | None) -> list[tuple[str, dict[str, Any]]]:
+    """The figures of each builder in a benchmark's ``docker`` results (not its other entries)."""
+    return [
+        (builder, figures)
+        for builder, figures in (docker or {}).items()
+        if isinstance(figures, dict) and "cold" in figures
+    ]

@@ -1,5 +1,5 @@
-"""What the build and rebase benchmarks share: a fresh pybuild home, in-process builds timed phase
-by phase, and facts about the run (load, checkout state)."""
+"""What the benchmarks that build share: a fresh pybuild home, the stack and builder made once,
+in-process builds timed phase by phase, and ``pybuild`` commands timed as a user runs them."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import os
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -15,9 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench._results import BENCH_DIR
-
-REPO = BENCH_DIR.parent
+PYBUILD = str(Path(sys.executable).with_name("pybuild"))
 DEFAULT_WORKDIR = Path("/var/tmp")
 # mmdebstrap tarballs (cache/stacks) and .deb files (cache/debs) survive across runs here, so a
 # run's fresh home makes its stack images from cached files instead of bootstrapping again.
@@ -52,27 +51,82 @@ def cached_tarballs(stack_cache: Path) -> list[str]:
     return sorted(p.name for p in (stack_cache / "stacks").glob("*.tar"))
 
 
-def load_average() -> list[float]:
-    return [round(value, 2) for value in os.getloadavg()]
-
-
-def checkout() -> dict[str, Any]:
-    """The commit and whether lifecycle/ had local edits (others work in this tree in parallel)."""
-
-    def git(*args: str) -> str:
-        proc = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True)
-        return proc.stdout.strip()
-
-    dirty = git("status", "--porcelain", "--", "lifecycle").splitlines()
-    return {"commit": git("rev-parse", "--short", "HEAD"), "lifecycle_dirty_files": len(dirty)}
-
-
 def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
 def seconds(value: float) -> float:
     return round(value, 3)
+
+
+def median_phases(runs: list[dict[str, float]], runs_total: bool = False) -> dict[str, Any]:
+    """The median of each figure of ``timed_build`` runs (0 where a run lacks it); with
+    ``runs_total``, every run's total as well."""
+    keys = sorted({key for run in runs for key in run})
+    out: dict[str, Any] = {key: seconds(median([run.get(key, 0.0) for run in runs])) for key in keys}
+    if runs_total:
+        out["runs_total"] = [run["total"] for run in runs]
+    return out
+
+
+def copy_app(source: Path, target: Path) -> Path:
+    """A copy of an app's source tree (without bytecode caches) to build or edit."""
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
+    return target
+
+
+def edit_app(app: Path, note: str) -> None:
+    """A one-file change: a comment line added to the app's app.py."""
+    with (app / "app.py").open("a") as source:
+        source.write(f"# edit {note}\n")
+
+
+# -- the stack and builder ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StackSetup:
+    """A builder (and its stack) made in the fresh home: not part of any build's time."""
+
+    seconds: float
+    tarballs_before: int  # mmdebstrap tarballs in the persistent cache before
+    mmdebstrap_ran: bool  # whether making the stack had to bootstrap (more tarballs after)
+
+
+def make_builder(builder: str, stack_cache: Path, progress: Callable[[str], None] | None = None) -> StackSetup:
+    """Make ``builder`` and its stack in the local store, timed; ``progress`` gets its messages."""
+    from lifecycle.backends.store import LocalStore
+    from lifecycle.platform.defaults import ensure_builder
+
+    tarballs = cached_tarballs(stack_cache)
+    print(f"stack + builder {builder} ({len(tarballs)} cached mmdebstrap tarballs)", flush=True)
+    elapsed, _ = timed(lambda: ensure_builder(builder, LocalStore(), progress or (lambda _: None)))
+    return StackSetup(seconds(elapsed), len(tarballs), len(cached_tarballs(stack_cache)) > len(tarballs))
+
+
+def setup_with_local_build(builder: str, stack_cache: Path, image: str, app: Path) -> dict[str, Any]:
+    """The builder, then one build of ``app`` into the local store (it extracts the build image's
+    root filesystem): neither is counted in the figures that follow."""
+    stack = make_builder(builder, stack_cache)
+    print("warm-up build into the local store (rootfs extraction)", flush=True)
+    warm_up, _ = timed_build(image, app)
+    return {
+        "stack_and_builder_seconds": stack.seconds,
+        "mmdebstrap_ran": stack.mmdebstrap_ran,
+        "local_build_seconds": warm_up["total"],
+    }
+
+
+def base_with_layer(under: str, number: int, scratch: Path, created_by: str) -> Any:
+    """A new base image: ``under`` from the local store plus a small layer of its own (the file
+    ``etc/bench-base-round`` holding ``number``), as a patched base would be."""
+    from lifecycle.backends.store import LocalStore
+    from lifecycle.oci import mutate
+    from lifecycle.oci.compress import write_layer
+
+    scratch.mkdir(parents=True, exist_ok=True)
+    layer = write_layer(scratch, lambda tar: tar.add_file("etc/bench-base-round", f"{number}\n".encode()))
+    return mutate.append_layers(LocalStore().image(under), [layer], created_by=[created_by])
 
 
 # -- in-process builds, phase by phase ------------------------------------------------------------
@@ -189,14 +243,18 @@ def timed(action: Callable[[], Any]) -> tuple[float, Any]:
     return time.perf_counter() - started, outcome
 
 
-def cli(*args: str) -> float:
-    """Run ``pybuild ARGS`` as a user would (a new process); wall seconds."""
-    import sys
-
-    pybuild = str(Path(sys.executable).with_name("pybuild"))
+def command(*args: str, env: dict[str, str] | None = None) -> tuple[float, subprocess.CompletedProcess[str]]:
+    """``pybuild ARGS`` as a user runs it (a new process): wall seconds and the finished process."""
     started = time.perf_counter()
-    proc = subprocess.run([pybuild, *args], capture_output=True, text=True)
+    proc = subprocess.run([PYBUILD, *args], capture_output=True, text=True, env={**os.environ, **(env or {})})
     elapsed = time.perf_counter() - started
     if proc.returncode != 0:
-        raise RuntimeError(f"pybuild {' '.join(args)} exited {proc.returncode}: {proc.stderr.strip()}")
-    return elapsed
+        raise RuntimeError(
+            f"pybuild {' '.join(args)} exited {proc.returncode}: {proc.stderr.strip()[-1500:]}"
+        )
+    return elapsed, proc
+
+
+def cli(*args: str) -> float:
+    """``pybuild ARGS`` as a user runs it (a new process); wall seconds."""
+    return command(*args)[0]

@@ -1,16 +1,18 @@
-"""What every benchmark shares: timing, machine facts, results JSON and README sections."""
+"""What every benchmark shares: timing, facts about the run, results JSON and README sections."""
 
 from __future__ import annotations
 
 import json
 import os
 import platform
+import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
 BENCH_DIR = Path(__file__).parent
+REPO = BENCH_DIR.parent
 RESULTS_DIR = BENCH_DIR / "results"
 README = BENCH_DIR / "README.md"
 
@@ -51,11 +53,65 @@ def _lines(path: str) -> list[str]:
         return []
 
 
+def load_average() -> list[float]:
+    return [round(value, 2) for value in os.getloadavg()]
+
+
+def checkout() -> dict[str, Any]:
+    """The commit and whether lifecycle/ had local edits (others work in this tree in parallel)."""
+
+    def git(*args: str) -> str:
+        proc = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True)
+        return proc.stdout.strip()
+
+    dirty = git("status", "--porcelain", "--", "lifecycle").splitlines()
+    return {"commit": git("rev-parse", "--short", "HEAD"), "lifecycle_dirty_files": len(dirty)}
+
+
+def new_results(inputs: dict[str, Any]) -> dict[str, Any]:
+    """A benchmark's results as they start: the load now, the machine, the checkout and its inputs."""
+    return {
+        "load_average_at_start": load_average(),
+        "machine": machine(),
+        "checkout": checkout(),
+        "inputs": inputs,
+    }
+
+
+def run_facts(results: dict[str, Any], dirty: bool = False) -> str:
+    """A summary's first words: the machine, the load average at the start and the commit (with
+    ``dirty``, how many files under lifecycle/ had local edits)."""
+    info, commit = results["machine"], results["checkout"]
+    text = (
+        f"{info['cpu']}, {info['cores']} cores, Python {info['python']}; load average at start "
+        f"{' / '.join(map(str, results['load_average_at_start']))} (1/5/15 min); commit {commit['commit']}"
+    )
+    if dirty:
+        text += f" ({commit['lifecycle_dirty_files']} dirty files under lifecycle/)"
+    return text
+
+
+def ratio_table(ratios: dict[str, Any], title: str = "ratio", spec: str = "") -> list[str]:
+    """A two-column Markdown table of ``ratios``, each value formatted with ``spec``."""
+    return [f"| {title} | |", "|---|---:|", *(f"| {name} | {value:{spec}} |" for name, value in ratios.items())]
+
+
 def write_results(name: str, results: dict[str, Any]) -> Path:
     RESULTS_DIR.mkdir(exist_ok=True)
     path = RESULTS_DIR / f"{name}.json"
     path.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     return path
+
+
+def report(
+    name: str, results: dict[str, Any], summary: Callable[[dict[str, Any]], str], show: Iterable[str]
+) -> None:
+    """Print the ``show`` parts of ``results``, write them to bench/results/NAME.json and replace the
+    benchmark's section of bench/README.md with ``summary(results)``."""
+    print(json.dumps({key: results[key] for key in show if key in results}, indent=2))
+    path = write_results(name, results)
+    update_readme(name, summary(results))
+    print(f"wrote {path} and bench/README.md")
 
 
 def update_readme(name: str, section: str) -> None:

@@ -30,40 +30,32 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
-import json
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from bench._docker import Dockerd
+from bench._common import parser, workspace
+from bench._docker import VERSUS_DOCKER, Dockerd, builder_figures, docker_context, time_builds
 from bench._pybuild import (
-    DEFAULT_STACK_CACHE,
-    DEFAULT_WORKDIR,
-    REPO,
-    cached_tarballs,
-    checkout,
-    fresh_home,
-    load_average,
+    base_with_layer,
+    command,
+    copy_app,
+    edit_app,
     median,
-    remove_tree,
+    median_phases,
     seconds,
+    setup_with_local_build,
     timed,
     timed_build,
 )
-from bench._registry import command
-from bench._results import machine, update_readme, write_results
-from bench.build import DOCKERFILE
+from bench._results import REPO, load_average, new_results, ratio_table, report, run_facts
+from bench.build import BUILD_IMAGE, BUILDER, DOCKERFILE, RUN_IMAGE
 
 NAME = "daemon"
 SAMPLE = REPO / "samples" / "python-http"
-BUILDER = "pybuild/builder:bookworm"
 IMAGE = "bench/python-http:latest"
-HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
-RUN_IMAGE = "pybuild/run:bookworm"
 # The Dockerfile's final stage over a base we can move (a new image each time: no cache hit).
 MOVABLE_BASE = "bench-base:run"
 _STATS = (
@@ -80,91 +72,52 @@ _STATS = (
 
 def run(argv: list[str]) -> None:
     options = _parse(argv)
-    workdir = Path(options.workdir)
-    results: dict[str, Any] = {
-        "load_average_at_start": load_average(),
-        "machine": machine(),
-        "checkout": checkout(),
-        "inputs": {
+    results = new_results(
+        {
             "app": str(SAMPLE.relative_to(REPO)),
             "builder": BUILDER,
             "repeat": options.repeat,
             "docker_builders": options.docker,
             "dockerfile": DOCKERFILE,
-        },
-    }
-    home = fresh_home(workdir, NAME, Path(options.stack_cache))
-    scratch = Path(tempfile.mkdtemp(prefix="pybuild-bench-daemon-", dir=workdir))
-    daemon = Dockerd(scratch, options.bridge, options.bridge_address)
-    saved_host = os.environ.get("DOCKER_HOST")
-    try:
-        results["setup"] = _setup(Path(options.stack_cache))
-        results["dockerd_start_seconds"] = seconds(daemon.start())
-        os.environ["DOCKER_HOST"] = f"unix://{daemon.socket}"
-        results["pybuild"] = _pybuild_builds(daemon, scratch, options.repeat)
-        results["rebase"] = _rebases(
-            daemon, scratch, options.repeat
-        )  # before docker: -2 is not in the daemon yet
-        if options.docker:
-            results["docker"] = _docker_builds(daemon, home, scratch, options)
-            results["docker_base_change"] = _docker_base_change(daemon, scratch, options)
-        results["ratios"] = _ratios(results)
-        results["load_average_at_end"] = load_average()
-    finally:
-        from lifecycle.platform import targets
-
-        for store in targets._daemon:  # the SDK client and any saved layers of this process
-            store.close()
-        targets._daemon.clear()
-        daemon.stop()
-        if saved_host is None:
-            os.environ.pop("DOCKER_HOST", None)
-        else:
-            os.environ["DOCKER_HOST"] = saved_host
-        if not options.keep:
-            remove_tree(home)
-            shutil.rmtree(scratch, ignore_errors=True)
-    print(
-        json.dumps(
-            {k: results[k] for k in ("pybuild", "docker", "rebase", "ratios") if k in results}, indent=2
-        )
+        }
     )
-    path = write_results(NAME, results)
-    update_readme(NAME, summary(results))
-    print(f"wrote {path} and bench/README.md")
+    with workspace(NAME, options, "daemon") as (home, scratch):
+        daemon = Dockerd(scratch, options.bridge, options.bridge_address)
+        saved_host = os.environ.get("DOCKER_HOST")
+        try:
+            results["setup"] = setup_with_local_build(
+                BUILDER, Path(options.stack_cache), "bench/python-http-local", SAMPLE
+            )
+            results["dockerd_start_seconds"] = seconds(daemon.start())
+            os.environ["DOCKER_HOST"] = f"unix://{daemon.socket}"
+            results["pybuild"] = _pybuild_builds(daemon, scratch, options.repeat)
+            results["rebase"] = _rebases(
+                daemon, scratch, options.repeat
+            )  # before docker: -2 is not in the daemon yet
+            if options.docker:
+                results["docker"] = _docker_builds(daemon, home, scratch, options)
+                results["docker_base_change"] = _docker_base_change(daemon, scratch, options)
+            results["ratios"] = _ratios(results)
+            results["load_average_at_end"] = load_average()
+        finally:
+            from lifecycle.platform import targets
+
+            for store in targets._daemon:  # the SDK client and any saved layers of this process
+                store.close()
+            targets._daemon.clear()
+            daemon.stop()
+            if saved_host is None:
+                os.environ.pop("DOCKER_HOST", None)
+            else:
+                os.environ["DOCKER_HOST"] = saved_host
+    report(NAME, results, summary, ("pybuild", "docker", "rebase", "ratios"))
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench daemon", description=__doc__)
-    parser.add_argument("--repeat", type=int, default=3, help="unchanged builds, rebases, docker builds (3)")
-    parser.add_argument(
-        "--docker",
-        default="buildkit,classic",
-        type=lambda text: [part for part in text.split(",") if part],
-        help="docker builders to compare, comma-separated: buildkit, classic ('' for none)",
-    )
-    parser.add_argument("--workdir", default=str(DEFAULT_WORKDIR), help="home and dockerd go here")
-    parser.add_argument("--stack-cache", default=str(DEFAULT_STACK_CACHE), help="persistent mmdebstrap cache")
-    parser.add_argument("--bridge", default="br-bench2", help="bridge for the private dockerd (br-bench2)")
-    parser.add_argument("--bridge-address", default="172.31.252.1/24", help="its address (172.31.252.1/24)")
-    parser.add_argument("--keep", action="store_true", help="keep the home (debugging)")
-    return parser.parse_args(argv)
-
-
-def _setup(stack_cache: Path) -> dict[str, Any]:
-    from lifecycle.backends.store import LocalStore
-    from lifecycle.platform.defaults import ensure_builder
-
-    tarballs = cached_tarballs(stack_cache)
-    print(f"stack + builder ({len(tarballs)} cached mmdebstrap tarballs)", flush=True)
-    made, _ = timed(lambda: ensure_builder(BUILDER, LocalStore(), lambda _: None))
-    print("warm-up build into the local store (rootfs extraction)", flush=True)
-    warm_up, _ = timed_build("bench/python-http-local", SAMPLE)
-    return {
-        "stack_and_builder_seconds": seconds(made),
-        "mmdebstrap_ran": len(cached_tarballs(stack_cache)) > len(tarballs),
-        "local_build_seconds": warm_up["total"],
-    }
+    options = parser(NAME, __doc__, bridge="br-bench2")
+    options.add_argument("--repeat", type=int, default=3, help="unchanged builds, rebases, docker builds (3)")
+    options.add_argument("--bridge-address", default="172.31.252.1/24", help="its address (172.31.252.1/24)")
+    return options.parse_args(argv)
 
 
 # -- pybuild ------------------------------------------------------------------------------------------
@@ -239,7 +192,7 @@ def _pybuild_builds(daemon: Dockerd, scratch: Path, repeat: int) -> dict[str, An
         print(f"pybuild build --daemon: unchanged ({number + 1}/{repeat})", flush=True)
         unchanged.append(_timed_daemon_build(IMAGE))
     out["unchanged"] = {
-        "phases": _median_phases([u["phases"] for u in unchanged]),
+        "phases": median_phases([u["phases"] for u in unchanged]),
         "runs": unchanged,
         "same_image_id": len({u["image_id"] for u in unchanged} | {out["cold_empty_daemon"]["image_id"]})
         == 1,
@@ -248,10 +201,8 @@ def _pybuild_builds(daemon: Dockerd, scratch: Path, repeat: int) -> dict[str, An
     elapsed, _ = command("build", IMAGE, "--path", str(SAMPLE), "--daemon")
     out["unchanged_command_seconds"] = seconds(elapsed)
     print("pybuild build --daemon: cold, base already in the daemon (new name, app.py edited)", flush=True)
-    edited = scratch / "python-http-edited"
-    shutil.copytree(SAMPLE, edited, ignore=shutil.ignore_patterns("__pycache__"))
-    with (edited / "app.py").open("a") as source:
-        source.write("# edited: another app over the same base\n")
+    edited = copy_app(SAMPLE, scratch / "python-http-edited")
+    edit_app(edited, "another app over the same base")
     out["cold_base_in_daemon"] = _timed_daemon_build("bench/python-http-2:latest", edited)
     out["image_bytes"] = daemon.image_size(IMAGE)
     return out
@@ -268,7 +219,7 @@ def _rebases(daemon: Dockerd, scratch: Path, repeat: int) -> dict[str, Any]:
     current = _root_fs_of_local(RUN_IMAGE)  # the base the app was built on
     targets = ["pybuild/run:bookworm-2"] + [_round_base(scratch, n) for n in range(1, 2 * repeat)]
     for number, run_image in enumerate(targets):
-        before_layers = _root_fs(daemon, IMAGE)
+        before_layers = daemon.root_fs(IMAGE)
         if number < repeat:
             print(f"pybuild rebase --daemon onto {run_image} ({number + 1}/{repeat})", flush=True)
             before = _daemon_stats()
@@ -287,7 +238,7 @@ def _rebases(daemon: Dockerd, scratch: Path, repeat: int) -> dict[str, Any]:
             print(f"pybuild rebase --daemon onto {run_image} (command)", flush=True)
             elapsed, _ = command("rebase", IMAGE, "--daemon", "--run-image", run_image)
             entry = {"onto": run_image, "seconds": seconds(elapsed)}
-        after_layers, base = _root_fs(daemon, IMAGE), _root_fs_of_local(run_image)
+        after_layers, base = daemon.root_fs(IMAGE), _root_fs_of_local(run_image)
         entry["app_layers_same"] = after_layers[len(base) :] == before_layers[len(current) :]
         entry["on_new_base"] = after_layers[: len(base)] == base and base != current
         current = base
@@ -306,25 +257,12 @@ def _rebases(daemon: Dockerd, scratch: Path, repeat: int) -> dict[str, Any]:
 def _round_base(scratch: Path, number: int) -> str:
     """``pybuild/run:bookworm-1`` or ``-2`` (alternately) plus a layer of its own, in the local store."""
     from lifecycle.backends.store import LocalStore
-    from lifecycle.oci import mutate
-    from lifecycle.oci.compress import write_layer
 
-    store = LocalStore()
     under = f"pybuild/run:bookworm-{1 if number % 2 else 2}"
-    directory = scratch / "round-layers"
-    directory.mkdir(exist_ok=True)
-    layer = write_layer(directory, lambda tar: tar.add_file("etc/bench-base-round", f"{number}\n".encode()))
     name = f"pybuild/run:bookworm-round{number}"
-    store.write(
-        mutate.append_layers(store.image(under), [layer], created_by=[f"bench round {number}"]), [name]
-    )
+    base = base_with_layer(under, number, scratch / "round-layers", f"bench round {number}")
+    LocalStore().write(base, [name])
     return name
-
-
-def _root_fs(daemon: Dockerd, image: str) -> list[str]:
-    return list(
-        json.loads(daemon.docker("image", "inspect", "--format", "{{json .RootFS.Layers}}", image).stdout)
-    )
 
 
 def _root_fs_of_local(image: str) -> list[str]:
@@ -339,9 +277,7 @@ def _root_fs_of_local(image: str) -> list[str]:
 def _context(scratch: Path) -> Path:
     context = scratch / "context"
     if not context.exists():
-        shutil.copytree(SAMPLE, context / "app", ignore=shutil.ignore_patterns("__pycache__"))
-        shutil.copyfile(HOST_CA, context / "host-ca.crt")
-        (context / "Dockerfile").write_text(DOCKERFILE)
+        docker_context(copy_app(SAMPLE, context / "app").parent, DOCKERFILE)
         movable = DOCKERFILE.replace(f"\nFROM {RUN_IMAGE}\n", f"\nFROM {MOVABLE_BASE}\n")
         assert movable != DOCKERFILE, "bench/build.py's Dockerfile no longer ends FROM the run image"
         (context / "Dockerfile.movable").write_text(movable)
@@ -350,31 +286,18 @@ def _context(scratch: Path) -> Path:
 
 def _docker_builds(daemon: Dockerd, home: Path, scratch: Path, options: argparse.Namespace) -> dict[str, Any]:
     context = _context(scratch)
-    images = ["pybuild/build:bookworm", RUN_IMAGE, "pybuild/run:bookworm-2"]
+    images = [BUILD_IMAGE, RUN_IMAGE, "pybuild/run:bookworm-2"]
     print("docker: importing our build and run images (pybuild save + docker load)", flush=True)
-    out: dict[str, Any] = {
-        "image_import_seconds": {
-            k: seconds(v) for k, v in daemon.load_from_pybuild(images, scratch, home).items()
-        }
-    }
+    out: dict[str, Any] = {"image_import_seconds": daemon.load_from_pybuild(images, scratch, home)}
     daemon.docker("tag", RUN_IMAGE, "pybuild/run:bookworm-1")  # the same image
     for builder in options.docker:
-        buildkit = builder == "buildkit"
         tag = f"bench/python-http-docker:{builder}"
-        argv = ["build", "--pull=false", "--network=host", "-t", tag, "."]
-        cold, cached = [], []
-        for number in range(options.repeat):
-            print(
-                f"docker build ({builder}): --no-cache, then layer cache ({number + 1}/{options.repeat})",
-                flush=True,
-            )
-            cold.append(daemon.timed(*argv[:1], "--no-cache", *argv[1:], cwd=context, buildkit=buildkit))
-            cached.append(daemon.timed(*argv, cwd=context, buildkit=buildkit))
+        times = time_builds(daemon, context, builder, options.repeat, tag)
         out[builder] = {
-            "cold": seconds(median(cold)),
-            "cached": seconds(median(cached)),
-            "runs_cold": [seconds(c) for c in cold],
-            "runs_cached": [seconds(c) for c in cached],
+            "cold": seconds(median(times.cold)),
+            "cached": seconds(median(times.cached)),
+            "runs_cold": [seconds(c) for c in times.cold],
+            "runs_cached": [seconds(c) for c in times.cached],
             "image_bytes": daemon.image_size(tag),
         }
     return out
@@ -399,24 +322,14 @@ def _docker_base_change(daemon: Dockerd, scratch: Path, options: argparse.Namesp
         )
 
     for builder in options.docker:
-        buildkit = builder == "buildkit"
-        argv = [
-            "build",
-            "--pull=false",
-            "--network=host",
-            "-f",
-            "Dockerfile.movable",
-            "-t",
-            f"bench/moved:{builder}",
-            ".",
-        ]
+        tag, dockerfile = f"bench/moved:{builder}", context / "Dockerfile.movable"
         new_base(1)
         print(f"docker build ({builder}): over bench-base, then after each base change", flush=True)
-        daemon.timed(*argv, cwd=context, buildkit=buildkit)  # warms the build stage's cache
+        daemon.build(context, tag, builder, dockerfile=dockerfile)  # warms the build stage's cache
         runs = []
         for number in range(options.repeat):
             new_base(2 if number % 2 == 0 else 1)
-            runs.append(daemon.timed(*argv, cwd=context, buildkit=buildkit))
+            runs.append(daemon.build(context, tag, builder, dockerfile=dockerfile))
         out[builder] = {"seconds": seconds(median(runs)), "runs": [seconds(r) for r in runs]}
     return out
 
@@ -424,17 +337,11 @@ def _docker_base_change(daemon: Dockerd, scratch: Path, options: argparse.Namesp
 # -- report -------------------------------------------------------------------------------------------
 
 
-def _median_phases(runs: list[dict[str, float]]) -> dict[str, float]:
-    return {key: seconds(median([r[key] for r in runs])) for key in runs[0]}
-
-
 def _ratios(results: dict[str, Any]) -> dict[str, float]:
     """pybuild seconds / docker seconds: below 1 means pybuild is faster."""
     ours, rebase = results["pybuild"], results["rebase"]
     out: dict[str, float] = {}
-    for builder, figures in results.get("docker", {}).items():
-        if not isinstance(figures, dict) or "cold" not in figures:
-            continue
+    for builder, figures in builder_figures(results.get("docker")):
         pairs = {
             f"build, cold, base in the daemon / docker {builder} --no-cache": (
                 ours["cold_base_in_daemon"]["phases"]["total"],
@@ -478,15 +385,12 @@ def _mb(n: int) -> str:
 
 
 def summary(results: dict[str, Any]) -> str:
-    info, ours, rebase = results["machine"], results["pybuild"], results["rebase"]
+    ours, rebase = results["pybuild"], results["rebase"]
     lines = [
         "### Latest figures",
         "",
-        f"{info['cpu']}, {info['cores']} cores, Python {info['python']}; load average at start "
-        f"{' / '.join(map(str, results['load_average_at_start']))} (1/5/15 min); commit "
-        f"{results['checkout']['commit']} ({results['checkout']['lifecycle_dirty_files']} dirty files under "
-        f"lifecycle/). Stack + builder {results['setup']['stack_and_builder_seconds']:.1f} s and a local "
-        f"build {results['setup']['local_build_seconds']:.1f} s (rootfs) first, not counted; private "
+        f"{run_facts(results, dirty=True)}. Stack + builder "
+        f"{results['setup']['stack_and_builder_seconds']:.1f} s and a local build {results['setup']['local_build_seconds']:.1f} s (rootfs) first, not counted; private "
         f"dockerd started in {results['dockerd_start_seconds']:.1f} s. The app image in the daemon: "
         f"{ours['image_bytes'] / 1e6:.0f} MB. In-process rows time `build()` / `rebase()` in the benchmark's "
         "process; command rows run `pybuild` (~0.4-0.5 s of it is Python start-up and imports).",
@@ -541,21 +445,18 @@ def summary(results: dict[str, Any]) -> str:
             "| image MB |",
             "|---|---:|---:|---:|---:|",
         ]
-        for builder, figures in docker.items():
-            if isinstance(figures, dict) and "cold" in figures:
-                changed = moved.get(builder, {}).get("seconds")
-                lines.append(
-                    f"| {builder} | {figures['cold']:.2f} | {figures['cached']:.2f} "
-                    f"| {changed if changed is not None else '-'} | {figures['image_bytes'] / 1e6:.0f} |"
-                )
+        for builder, figures in builder_figures(docker):
+            changed = moved.get(builder, {}).get("seconds")
+            lines.append(
+                f"| {builder} | {figures['cold']:.2f} | {figures['cached']:.2f} "
+                f"| {changed if changed is not None else '-'} | {figures['image_bytes'] / 1e6:.0f} |"
+            )
     lines += [
         "",
         "Rebase checks (`docker image inspect`: app layers the same, base layers replaced): "
         f"{rebase['all_checked']}. The unchanged build gives the same image ID: "
         f"{unchanged['same_image_id']}.",
         "",
-        "| ratio (pybuild / docker; < 1 = pybuild faster) | |",
-        "|---|---:|",
+        *ratio_table(results["ratios"], VERSUS_DOCKER, ".2f"),
     ]
-    lines += [f"| {name} | {value:.2f} |" for name, value in results["ratios"].items()]
     return "\n".join(lines)

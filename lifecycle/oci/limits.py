@@ -118,9 +118,9 @@ class LayerBudget:
         if end > self.limits.max_bytes:
             raise self.error(
                 self.action,
-                f"{self.what} unpacks to more than {self.limits.max_bytes} bytes, the most "
-                f"{MAX_LAYER_BYTES_ENV} allows: entry {member.name[:200]!r} alone claims {member.size} "
-                f"(raise it if that is expected)",
+                f"entry {member.name[:200]!r} ({member.size} bytes) takes {self.what} past "
+                f"{self.limits.max_bytes} bytes, the most {MAX_LAYER_BYTES_ENV} allows "
+                "(raise it if that is expected)",
             )
 
     def count(self, n: int) -> None:

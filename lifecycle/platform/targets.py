@@ -62,7 +62,7 @@ def set_registry_progress(progress: Progress | None) -> None:
 
 
 def set_insecure_registries(hosts: list[str] | tuple[str, ...]) -> None:
-    """Hosts spoken to over plain HTTP, besides loopback and CNB_INSECURE_REGISTRIES (``-insecure-registry``)."""
+    """Hosts spoken to over plain HTTP besides loopback and CNB_INSECURE_REGISTRIES (-insecure-registry)."""
     _insecure[:] = hosts
 
 
@@ -71,7 +71,8 @@ def registry_for(host: str) -> RegistryStore:
 
     with _lock:
         if host not in _registries:
-            _registries[host] = RegistryStore(host, progress=_progress[0], insecure_registries=tuple(_insecure))
+            insecure = tuple(_insecure)
+            _registries[host] = RegistryStore(host, progress=_progress[0], insecure_registries=insecure)
         return _registries[host]
 
 

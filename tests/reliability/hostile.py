@@ -404,10 +404,18 @@ def zero_files(names: Iterable[str], size: int) -> Iterator[bytes]:
         yield bytes(-size % tarfile.BLOCKSIZE)
 
 
-def gzipped(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    """``chunks`` through gzip, compressed as they are asked for (zeros shrink about 1000:1)."""
+def gzipped(chunks: Iterable[bytes], guard: int | None = None) -> Iterator[bytes]:
+    """``chunks`` through gzip, compressed as they are asked for (zeros shrink about 1000:1).
+
+    With ``guard``, making more than that many uncompressed bytes fails the test: an extractor
+    that no cap stops must not fill the disk running it.
+    """
     compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
+    made = 0
     for chunk in chunks:
+        made += len(chunk)
+        if guard is not None and made > guard:
+            raise AssertionError(f"the extractor read {made} bytes of a bomb: no cap stopped it")
         if out := compressor.compress(chunk):
             yield out
     yield compressor.flush()
