@@ -1,16 +1,19 @@
 """What the benchmarks' ``run`` functions share: the common options, a fresh ``PYBUILD_HOME`` and a
-scratch directory that go away afterwards, and running an action over many items in threads."""
+scratch directory that go away afterwards, running an action over many items in threads, and
+stopping a process a benchmark started."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
 import shutil
+import signal
+import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from bench._pybuild import DEFAULT_STACK_CACHE, DEFAULT_WORKDIR, fresh_home, remove_tree
 
@@ -30,7 +33,9 @@ def parser(name: str, doc: str | None, bridge: str | None = None) -> argparse.Ar
     options.add_argument(
         "--workdir", default=str(DEFAULT_WORKDIR), help="fresh homes and scratch directories go here"
     )
-    options.add_argument("--stack-cache", default=str(DEFAULT_STACK_CACHE), help="persistent mmdebstrap cache")
+    options.add_argument(
+        "--stack-cache", default=str(DEFAULT_STACK_CACHE), help="persistent mmdebstrap cache"
+    )
     options.add_argument(
         "--keep", action="store_true", help="keep the home and scratch directories (for debugging)"
     )
@@ -61,10 +66,21 @@ def workspace(name: str, options: argparse.Namespace, scratch: str) -> Iterator[
             shutil.rmtree(directory, ignore_errors=True)
 
 
+def stop_process(proc: subprocess.Popen[Any], timeout: float) -> None:
+    """SIGTERM to ``proc`` (one this benchmark started), SIGKILL if it has not ended in ``timeout``."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def parallel(action: Callable[[str], T], items: list[str], threads: int) -> list[T]:
     """``action`` over ``items`` in order, or in ``threads`` threads; the results in item order."""
     if threads <= 1:
         return [action(item) for item in items]
     with ThreadPoolExecutor(threads) as pool:
         return list(pool.map(action, items))
-

@@ -12,19 +12,20 @@ and the timed ``--no-cache`` / layer-cache / edited-app builds of one builder (B
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench._common import stop_process
 from bench._pybuild import PYBUILD, edit_app, seconds
 
 DOCKER = "/usr/bin/docker"  # the docker.io CLI (20.10): BuildKit works with it, the 28.x CLI lacks buildx
@@ -152,13 +153,8 @@ class Dockerd:
         return int(self.docker("image", "inspect", "--format", "{{.Size}}", image).stdout.strip())
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            stop_process(self.proc, 30)
         self.proc = None
         netns = self.root / "exec" / "netns" / "default"
         if os.path.ismount(netns):
@@ -232,6 +228,29 @@ def time_builds(
             edit_app(edit, f"{builder} {number}")
             times.edited.append(daemon.build(context, tag, builder))
     return times
+
+
+def compare_builders(
+    options: argparse.Namespace,
+    home: Path,
+    scratch: Path,
+    images: Sequence[str],
+    context: Path,
+    figures: Callable[[BuildTimes], dict[str, Any]],
+    edit: Path | None = None,
+) -> dict[str, Any]:
+    """A private dockerd (in ``scratch``, on ``--bridge``) with ``images`` loaded from ``home``; then,
+    for each ``--docker`` builder, ``--repeat`` rounds of ``time_builds`` of ``context`` (tagged
+    ``bench/<context's name>-docker:<builder>``), summed up by ``figures``, with the image's size;
+    the image and build cache are removed before the next builder. Each builder's figures by its
+    name, beside the dockerd's own (see ``dockerd``)."""
+    with dockerd(scratch, options.bridge, images, home) as (daemon, out):
+        for builder in options.docker:
+            tag = f"bench/{context.name}-docker:{builder}"
+            times = time_builds(daemon, context, builder, options.repeat, tag, edit)
+            out[builder] = {**figures(times), "image_bytes": daemon.image_size(tag)}
+            daemon.remove(tag)
+    return out
 
 
 def builder_figures(docker: dict[str, Any] | None) -> list[tuple[str, dict[str, Any]]]:

@@ -93,7 +93,9 @@ class StackSetup:
     mmdebstrap_ran: bool  # whether making the stack had to bootstrap (more tarballs after)
 
 
-def make_builder(builder: str, stack_cache: Path, progress: Callable[[str], None] | None = None) -> StackSetup:
+def make_builder(
+    builder: str, stack_cache: Path, progress: Callable[[str], None] | None = None
+) -> StackSetup:
     """Make ``builder`` and its stack in the local store, timed; ``progress`` gets its messages."""
     from lifecycle.backends.store import LocalStore
     from lifecycle.platform.defaults import ensure_builder
@@ -243,16 +245,23 @@ def timed(action: Callable[[], Any]) -> tuple[float, Any]:
     return time.perf_counter() - started, outcome
 
 
-def command(*args: str, env: dict[str, str] | None = None) -> tuple[float, subprocess.CompletedProcess[str]]:
-    """``pybuild ARGS`` as a user runs it (a new process): wall seconds and the finished process."""
+def run_timed(
+    argv: list[str], env: dict[str, str] | None = None
+) -> tuple[float, subprocess.CompletedProcess[str]]:
+    """A command (``env`` added to this process's environment): wall seconds and the finished
+    process; it must succeed."""
     started = time.perf_counter()
-    proc = subprocess.run([PYBUILD, *args], capture_output=True, text=True, env={**os.environ, **(env or {})})
+    proc = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, **(env or {})})
     elapsed = time.perf_counter() - started
     if proc.returncode != 0:
-        raise RuntimeError(
-            f"pybuild {' '.join(args)} exited {proc.returncode}: {proc.stderr.strip()[-1500:]}"
-        )
+        shown = " ".join([Path(argv[0]).name, *argv[1:]])
+        raise RuntimeError(f"{shown} exited {proc.returncode}: {proc.stderr.strip()[-1500:]}")
     return elapsed, proc
+
+
+def command(*args: str, env: dict[str, str] | None = None) -> tuple[float, subprocess.CompletedProcess[str]]:
+    """``pybuild ARGS`` as a user runs it (a new process): wall seconds and the finished process."""
+    return run_timed([PYBUILD, *args], env)
 
 
 def cli(*args: str) -> float:

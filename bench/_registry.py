@@ -31,7 +31,6 @@ import os
 import re
 import secrets
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -41,7 +40,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from bench._common import stop_process
+
 BINARY = "docker-registry"
+DESCRIPTION = "docker-registry (distribution) 2.8, filesystem storage, 127.0.0.1, plain HTTP"
 _LISTENING = re.compile(r'msg="listening on 127\.0\.0\.1:(\d+)')
 _ACCESS_LINE = re.compile(
     r'^\S+ \S+ \S+ \[[^\]]*\] "(?P<method>[A-Z]+) (?P<target>\S+) [^"]*" (?P<status>\d{3}) (?P<size>\d+|-)'
@@ -146,13 +148,8 @@ class Registry:
         raise RuntimeError(f"docker-registry did not answer in {timeout:.0f} s: see {self.app_log}")
 
     def stop(self, keep: bool = False) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            stop_process(self.proc, 15)
         self.proc = None
         if not keep:
             shutil.rmtree(self.root, ignore_errors=True)
@@ -362,21 +359,6 @@ def server_seconds(completed: list[Completed]) -> dict[str, Any]:
         "total": round(sum(by_kind.values()), 3),
         "by_kind": {k: round(v, 3) for k, v in sorted(by_kind.items())},
     }
-
-
-def command(*args: str, env: dict[str, str] | None = None) -> tuple[float, subprocess.CompletedProcess[str]]:
-    """``pybuild ARGS`` as a user runs it (a new process): wall seconds and the finished process."""
-    import sys
-
-    pybuild = str(Path(sys.executable).with_name("pybuild"))
-    started = time.perf_counter()
-    proc = subprocess.run([pybuild, *args], capture_output=True, text=True, env={**os.environ, **(env or {})})
-    elapsed = time.perf_counter() - started
-    if proc.returncode != 0:
-        raise RuntimeError(
-            f"pybuild {' '.join(args)} exited {proc.returncode}: {proc.stderr.strip()[-1500:]}"
-        )
-    return elapsed, proc
 
 
 class CpuClock:

@@ -68,14 +68,20 @@ def checkout() -> dict[str, Any]:
     return {"commit": git("rev-parse", "--short", "HEAD"), "lifecycle_dirty_files": len(dirty)}
 
 
-def new_results(inputs: dict[str, Any]) -> dict[str, Any]:
-    """A benchmark's results as they start: the load now, the machine, the checkout and its inputs."""
+def new_results(inputs: dict[str, Any], app: Path | None = None) -> dict[str, Any]:
+    """A benchmark's results as they start: the load now, the machine, the checkout and its inputs
+    (with ``app``, the app's directory in this checkout)."""
     return {
         "load_average_at_start": load_average(),
         "machine": machine(),
         "checkout": checkout(),
-        "inputs": inputs,
+        "inputs": {"app": str(app.relative_to(REPO)), **inputs} if app else inputs,
     }
+
+
+def latest_figures(facts: str) -> list[str]:
+    """A summary's first lines: its heading and a paragraph that starts with ``facts``."""
+    return ["### Latest figures", "", facts]
 
 
 def run_facts(results: dict[str, Any], dirty: bool = False) -> str:
@@ -93,7 +99,11 @@ def run_facts(results: dict[str, Any], dirty: bool = False) -> str:
 
 def ratio_table(ratios: dict[str, Any], title: str = "ratio", spec: str = "") -> list[str]:
     """A two-column Markdown table of ``ratios``, each value formatted with ``spec``."""
-    return [f"| {title} | |", "|---|---:|", *(f"| {name} | {value:{spec}} |" for name, value in ratios.items())]
+    return [
+        f"| {title} | |",
+        "|---|---:|",
+        *(f"| {name} | {value:{spec}} |" for name, value in ratios.items()),
+    ]
 
 
 def write_results(name: str, results: dict[str, Any]) -> Path:

@@ -30,31 +30,25 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import statistics
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from bench._pybuild import (
-    DEFAULT_STACK_CACHE,
-    DEFAULT_WORKDIR,
-    REPO,
-    cached_tarballs,
-    checkout,
-    fresh_home,
-    load_average,
-    remove_tree,
-    seconds,
-    timed,
+from bench._common import parallel, parser, stop_process, workspace
+from bench._pybuild import PYBUILD, base_with_layer, command, make_builder, seconds, timed
+from bench._registry import (
+    DESCRIPTION,
+    CpuClock,
+    Registry,
+    server_seconds,
+    stats_delta,
+    stats_snapshot,
 )
-from bench._registry import CpuClock, Registry, command, server_seconds, stats_delta, stats_snapshot
-from bench._results import machine, update_readme, write_results
+from bench._results import REPO, latest_figures, load_average, new_results, ratio_table, report, run_facts
 
 NAME = "autoupdate"
 SAMPLE = REPO / "samples" / "procfile-shell"
@@ -65,96 +59,73 @@ BASE_REPO = "base/run"
 
 def run(argv: list[str]) -> None:
     options = _parse(argv)
-    workdir = Path(options.workdir)
-    results: dict[str, Any] = {
-        "load_average_at_start": load_average(),
-        "machine": machine(),
-        "checkout": checkout(),
-        "inputs": {
+    delay = options.push_delay if options.push_delay is not None else options.interval / 2
+    results = new_results(
+        {
             "images": options.images,
             "concurrency": options.concurrency,
             "sequential_images": options.sequential_images or options.images,
             "watch_interval": options.interval,
             "watch_concurrency": options.watch_concurrency,
-            "push_delay": options.push_delay if options.push_delay is not None else options.interval / 2,
-            "app": str(SAMPLE.relative_to(REPO)),
+            "push_delay": delay,
             "builder": BUILDER,
-            "registry": "docker-registry (distribution) 2.8, filesystem storage, 127.0.0.1, plain HTTP",
+            "registry": DESCRIPTION,
         },
-    }
-    home = fresh_home(workdir, NAME, Path(options.stack_cache))
-    registry = Registry(workdir, NAME)
-    fleet = _Fleet(registry, home)
-    try:
-        results["setup"] = _setup(Path(options.stack_cache))
-        results["registry_start_seconds"] = seconds(registry.start())
-        results["fleet"] = fleet.create(options.images)
-        results["rounds"] = {}
-        for jobs in options.concurrency:
-            limit = options.sequential_images if jobs == 1 and options.sequential_images else None
-            results["rounds"][str(jobs)] = fleet.round_in_process(jobs, limit)
-        if options.command_round:
-            results["command_round"] = fleet.round_command(8)
-        if options.interval > 0:
-            delay = options.push_delay if options.push_delay is not None else options.interval / 2
-            results["watch"] = fleet.watch(options.interval, options.watch_concurrency, delay)
-        results["registry_disk_bytes"] = registry.disk_bytes()
-        results["ratios"] = _ratios(results)
-        results["load_average_at_end"] = load_average()
-    finally:
-        fleet.close()
-        registry.stop(keep=options.keep)
-        if not options.keep:
-            remove_tree(home)
-    print(
-        json.dumps({k: results[k] for k in ("fleet", "rounds", "watch", "ratios") if k in results}, indent=2)
+        app=SAMPLE,
     )
-    path = write_results(NAME, results)
-    update_readme(NAME, summary(results))
-    print(f"wrote {path} and bench/README.md")
+    with workspace(NAME, options, "autoupdate") as (_, scratch):
+        registry = Registry(Path(options.workdir), NAME)
+        fleet = _Fleet(registry, scratch)
+        try:
+            stack = make_builder(BUILDER, Path(options.stack_cache))
+            results["setup"] = {
+                "stack_and_builder_seconds": stack.seconds,
+                "mmdebstrap_ran": stack.mmdebstrap_ran,
+            }
+            results["registry_start_seconds"] = seconds(registry.start())
+            results["fleet"] = fleet.create(options.images)
+            results["rounds"] = {}
+            for jobs in options.concurrency:
+                limit = options.sequential_images if jobs == 1 and options.sequential_images else None
+                results["rounds"][str(jobs)] = fleet.round_in_process(jobs, limit)
+            if options.command_round:
+                results["command_round"] = fleet.round_command(8)
+            if options.interval > 0:
+                results["watch"] = fleet.watch(options.interval, options.watch_concurrency, delay)
+            results["registry_disk_bytes"] = registry.disk_bytes()
+            results["ratios"] = _ratios(results)
+            results["load_average_at_end"] = load_average()
+        finally:
+            fleet.close()
+            registry.stop(keep=options.keep)
+    report(NAME, results, summary, ("fleet", "rounds", "watch", "ratios"))
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
     def numbers(text: str) -> list[int]:
         return [int(part) for part in text.split(",") if part]
 
-    parser = argparse.ArgumentParser(prog="python -m bench autoupdate", description=__doc__)
-    parser.add_argument("--images", type=int, default=1000, help="app images in the fleet (1000)")
-    parser.add_argument("--concurrency", type=numbers, default=[1, 8, 32], help="-j of each round (1,8,32)")
-    parser.add_argument(
+    options = parser(NAME, __doc__)
+    options.add_argument("--images", type=int, default=1000, help="app images in the fleet (1000)")
+    options.add_argument("--concurrency", type=numbers, default=[1, 8, 32], help="-j of each round (1,8,32)")
+    options.add_argument(
         "--sequential-images", type=int, default=0, help="rebase only the first N images at -j 1 (0: all)"
     )
-    parser.add_argument(
+    options.add_argument(
         "--no-command-round", dest="command_round", action="store_false", help="skip the -j 8 command round"
     )
-    parser.add_argument("--interval", type=float, default=5.0, help="--watch --interval (5; 0 skips watch)")
-    parser.add_argument("--watch-concurrency", type=int, default=32, help="-j of the watcher (32)")
-    parser.add_argument(
+    options.add_argument("--interval", type=float, default=5.0, help="--watch --interval (5; 0 skips watch)")
+    options.add_argument("--watch-concurrency", type=int, default=32, help="-j of the watcher (32)")
+    options.add_argument(
         "--push-delay", type=float, default=None, help="seconds after a watch pass to push (interval / 2)"
     )
-    parser.add_argument("--workdir", default=str(DEFAULT_WORKDIR), help="home and registry go here")
-    parser.add_argument("--stack-cache", default=str(DEFAULT_STACK_CACHE), help="persistent mmdebstrap cache")
-    parser.add_argument("--keep", action="store_true", help="keep the home and registry data (debugging)")
-    return parser.parse_args(argv)
-
-
-def _setup(stack_cache: Path) -> dict[str, Any]:
-    from lifecycle.backends.store import LocalStore
-    from lifecycle.platform.defaults import ensure_builder
-
-    tarballs = cached_tarballs(stack_cache)
-    print("tiny stack + builder", flush=True)
-    made, _ = timed(lambda: ensure_builder(BUILDER, LocalStore(), lambda _: None))
-    return {
-        "stack_and_builder_seconds": seconds(made),
-        "mmdebstrap_ran": len(cached_tarballs(stack_cache)) > len(tarballs),
-    }
+    return options.parse_args(argv)
 
 
 class _Fleet:
-    def __init__(self, registry: Registry, home: Path) -> None:
+    def __init__(self, registry: Registry, scratch: Path) -> None:
         self.registry = registry
-        self.home = home
+        self.scratch = scratch
         self.round = 0
         self.refs: list[str] = []
         self.bases: list[str] = []  # digest of base/run:tiny after each publish
@@ -201,7 +172,7 @@ class _Fleet:
         names = [f"{PREFIX}/app-{n:04d}:v1" for n in range(count)]
         print(f"fleet: the seed's manifest under {count} repositories (8 threads)", flush=True)
         before, mark = stats_snapshot(self.store.stats), self.registry.mark()
-        elapsed, _ = timed(lambda: _parallel(lambda name: self.store.write(image, [name]), names, 8))
+        elapsed, _ = timed(lambda: parallel(lambda name: self.store.write(image, [name]), names, 8))
         out["create"] = {
             "seconds": seconds(elapsed),
             "images_per_second": round(count / elapsed, 1),
@@ -213,18 +184,9 @@ class _Fleet:
 
     def publish_base(self) -> dict[str, Any]:
         """A new run image (the tiny one plus a layer unique to this round), then the tag moved to it."""
-        from lifecycle.backends.store import LocalStore
-        from lifecycle.oci import mutate
-        from lifecycle.oci.compress import write_layer
-
         self.round += 1
         number = self.round
-        scratch = self.home / "tmp"
-        scratch.mkdir(parents=True, exist_ok=True)
-        layer = write_layer(scratch, lambda tar: tar.add_file("etc/bench-base-round", f"{number}\n".encode()))
-        base = mutate.append_layers(
-            LocalStore().image("pybuild/run:tiny"), [layer], created_by=[f"bench: base round {number}"]
-        )
+        base = base_with_layer("pybuild/run:tiny", number, self.scratch, f"bench: base round {number}")
         self.store.write(base, [f"{BASE_REPO}:tiny-round-{number}"])
         pushed_at = time.time()
         self.store.put_manifest(f"{BASE_REPO}:tiny", base.raw_manifest, base.media_type)
@@ -312,7 +274,7 @@ class _Fleet:
     # -- watch -------------------------------------------------------------------------------------
     def watch(self, interval: float, jobs: int, delay: float) -> dict[str, Any]:
         argv = [
-            str(Path(sys.executable).with_name("pybuild")),
+            PYBUILD,
             "autoupdate", "--registry", f"{self.host}/{PREFIX}", "--watch",
             "--interval", str(interval), "-j", str(jobs), "-o", "json",
         ]  # fmt: skip
@@ -330,12 +292,7 @@ class _Fleet:
             busy = passes.next(timeout=600)
             seen = time.time()
         finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc, 10)
         done = self.registry.completed(mark)
         catalogs = [c.time for c in done if c.path == "/v2/_catalog"]
         puts = [
@@ -422,13 +379,6 @@ class _PassReader:
 # -- helpers ------------------------------------------------------------------------------------------
 
 
-def _parallel(action: Any, items: list[str], threads: int) -> list[Any]:
-    if threads <= 1:
-        return [action(item) for item in items]
-    with ThreadPoolExecutor(threads) as pool:
-        return list(pool.map(action, items))
-
-
 def _percentiles(values: list[float]) -> dict[str, float]:
     if not values:
         return {}
@@ -457,19 +407,17 @@ def _ratios(results: dict[str, Any]) -> dict[str, Any]:
 
 
 def summary(results: dict[str, Any]) -> str:
-    info, fleet = results["machine"], results["fleet"]
+    fleet = results["fleet"]
     create = fleet["create"]
     lines = [
-        "### Latest figures",
-        "",
-        f"{info['cpu']}, {info['cores']} cores, Python {info['python']}; load average at start "
-        f"{' / '.join(map(str, results['load_average_at_start']))} (1/5/15 min); commit "
-        f"{results['checkout']['commit']} ({results['checkout']['lifecycle_dirty_files']} dirty files under "
-        f"lifecycle/). Fleet: {fleet['images']} images of {fleet['image']['layers']} layers "
-        f"({fleet['image']['bytes'] / 1e6:.1f} MB), written in {create['seconds']:.1f} s "
-        f"({create['images_per_second']} images/s, 8 threads; blobs uploaded / mounted / skipped "
-        f"{create['stats']['blobs_uploaded']} / {create['stats']['blobs_mounted']} / "
-        f"{create['stats']['blobs_skipped']}). Each round publishes a new base first.",
+        *latest_figures(
+            f"{run_facts(results, dirty=True)}. Fleet: {fleet['images']} images of "
+            f"{fleet['image']['layers']} layers ({fleet['image']['bytes'] / 1e6:.1f} MB), written in "
+            f"{create['seconds']:.1f} s "
+            f"({create['images_per_second']} images/s, 8 threads; blobs uploaded / mounted / skipped "
+            f"{create['stats']['blobs_uploaded']} / {create['stats']['blobs_mounted']} / "
+            f"{create['stats']['blobs_skipped']}). Each round publishes a new base first."
+        ),
         "",
         "| autoupdate round | images | total (s) | listing (s) | rebase (s) | **images/s** "
         "| per image median / p95 (ms) | requests per image | registry busy (s) | CPU s: registry / pybuild "
@@ -514,6 +462,5 @@ def summary(results: dict[str, Any]) -> str:
             f"{watch.get('pass_start_to_last_rebased_seconds')} s "
             f"({watch['rebase_pass_actions']}).",
         ]
-    lines += ["", "| ratio | |", "|---|---:|"]
-    lines += [f"| {name} | {value} |" for name, value in results["ratios"].items()]
+    lines += ["", *ratio_table(results["ratios"])]
     return "\n".join(lines)

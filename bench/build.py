@@ -13,13 +13,14 @@ with the classic builder. ``python -m bench build -- --repeat 2`` repeats the wa
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from bench._common import parser, workspace
-from bench._docker import VERSUS_DOCKER, builder_figures, docker_context, dockerd, time_builds
+from bench._docker import VERSUS_DOCKER, BuildTimes, builder_figures, compare_builders, docker_context
 from bench._pybuild import STEPS, cli, copy_app, make_builder, median, median_phases, seconds, timed_build
-from bench._results import REPO, load_average, new_results, ratio_table, report, run_facts
+from bench._results import REPO, latest_figures, load_average, new_results, ratio_table, report, run_facts
 
 NAME = "build"
 SAMPLE = REPO / "samples" / "python-http"
@@ -54,23 +55,26 @@ ENTRYPOINT ["/layers/venv/bin/python", "app.py"]
 
 def run(argv: list[str]) -> None:
     options = _parse(argv)
-    results = new_results(
-        {
-            "app": str(SAMPLE.relative_to(REPO)),
-            "builder": BUILDER,
-            "repeat": options.repeat,
-            "docker_builders": options.docker,
-            "dockerfile": DOCKERFILE,
-        }
-    )
+    results = new_results(inputs(options), app=SAMPLE)
     with workspace(NAME, options, "build-ctx") as (home, scratch):
         results["setup"] = _setup(Path(options.stack_cache))
         results["pybuild"] = _pybuild_builds(options.repeat)
         if options.docker:
-            results["docker"] = _docker_builds(home, scratch, options)
+            app = copy_app(SAMPLE, scratch / "python-http" / "app")
+            results["docker"] = docker_builds(options, home, scratch, app, _docker_figures)
         results["ratios"] = _ratios(results)
         results["load_average_at_end"] = load_average()
     report(NAME, results, summary, ("setup", "pybuild", "docker", "ratios"))
+
+
+def inputs(options: argparse.Namespace) -> dict[str, Any]:
+    """The inputs this benchmark (and the daemon one: the same app, builder and Dockerfile) records."""
+    return {
+        "builder": BUILDER,
+        "repeat": options.repeat,
+        "docker_builders": options.docker,
+        "dockerfile": DOCKERFILE,
+    }
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
@@ -110,22 +114,27 @@ def _pybuild_builds(repeat: int) -> dict[str, Any]:
     }
 
 
-def _docker_builds(home: Path, scratch: Path, options: argparse.Namespace) -> dict[str, Any]:
-    app = copy_app(SAMPLE, scratch / "context" / "app")
+def docker_builds(
+    options: argparse.Namespace,
+    home: Path,
+    scratch: Path,
+    app: Path,
+    figures: Callable[[BuildTimes], dict[str, Any]],
+) -> dict[str, Any]:
+    """``docker build`` of ``app`` (a copy of the sample, alone in its directory) with DOCKERFILE
+    over our build and run images: ``--no-cache``, the layer cache, and after an edit of app.py
+    (``compare_builders``)."""
     context = docker_context(app.parent, DOCKERFILE)
-    with dockerd(scratch, options.bridge, [BUILD_IMAGE, RUN_IMAGE], home) as (daemon, out):
-        for builder in options.docker:
-            tag = f"bench/python-http-docker:{builder}"
-            times = time_builds(daemon, context, builder, options.repeat, tag, edit=app)
-            out[builder] = {
-                "cold": seconds(median(times.cold)),
-                "cached": seconds(median(times.cached)),
-                "cached_app_edited": seconds(median(times.edited)),
-                "image_bytes": daemon.image_size(tag),
-                **({"runs_cold": [seconds(c) for c in times.cold]} if len(times.cold) > 1 else {}),
-            }
-            daemon.remove(tag)
-    return out
+    return compare_builders(options, home, scratch, [BUILD_IMAGE, RUN_IMAGE], context, figures, app)
+
+
+def _docker_figures(times: BuildTimes) -> dict[str, Any]:
+    return {
+        "cold": seconds(median(times.cold)),
+        "cached": seconds(median(times.cached)),
+        "cached_app_edited": seconds(median(times.edited)),
+        **({"runs_cold": [seconds(c) for c in times.cold]} if len(times.cold) > 1 else {}),
+    }
 
 
 def _ratios(results: dict[str, Any]) -> dict[str, float]:
@@ -147,10 +156,10 @@ def _ratios(results: dict[str, Any]) -> dict[str, float]:
 def summary(results: dict[str, Any]) -> str:
     setup, ours = results["setup"], results["pybuild"]
     lines = [
-        "### Latest figures",
-        "",
-        f"{run_facts(results)}. Stack + default builder from cached mmdebstrap tarballs: "
-        f"{setup['stack_and_builder_seconds']:.1f} s (not in any row below).",
+        *latest_figures(
+            f"{run_facts(results)}. Stack + default builder from cached mmdebstrap tarballs: "
+            f"{setup['stack_and_builder_seconds']:.1f} s (not in any row below)."
+        ),
         f"Dirty files under lifecycle/ at the time: {results['checkout']['lifecycle_dirty_files']}.",
         "",
     ]

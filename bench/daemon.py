@@ -50,8 +50,8 @@ from bench._pybuild import (
     timed,
     timed_build,
 )
-from bench._results import REPO, load_average, new_results, ratio_table, report, run_facts
-from bench.build import BUILD_IMAGE, BUILDER, DOCKERFILE, RUN_IMAGE
+from bench._results import REPO, latest_figures, load_average, new_results, ratio_table, report, run_facts
+from bench.build import BUILD_IMAGE, BUILDER, DOCKERFILE, RUN_IMAGE, inputs
 
 NAME = "daemon"
 SAMPLE = REPO / "samples" / "python-http"
@@ -72,15 +72,7 @@ _STATS = (
 
 def run(argv: list[str]) -> None:
     options = _parse(argv)
-    results = new_results(
-        {
-            "app": str(SAMPLE.relative_to(REPO)),
-            "builder": BUILDER,
-            "repeat": options.repeat,
-            "docker_builders": options.docker,
-            "dockerfile": DOCKERFILE,
-        }
-    )
+    results = new_results(inputs(options), app=SAMPLE)
     with workspace(NAME, options, "daemon") as (home, scratch):
         daemon = Dockerd(scratch, options.bridge, options.bridge_address)
         saved_host = os.environ.get("DOCKER_HOST")
@@ -91,9 +83,8 @@ def run(argv: list[str]) -> None:
             results["dockerd_start_seconds"] = seconds(daemon.start())
             os.environ["DOCKER_HOST"] = f"unix://{daemon.socket}"
             results["pybuild"] = _pybuild_builds(daemon, scratch, options.repeat)
-            results["rebase"] = _rebases(
-                daemon, scratch, options.repeat
-            )  # before docker: -2 is not in the daemon yet
+            # before docker: -2 is not in the daemon yet
+            results["rebase"] = _rebases(daemon, scratch, options.repeat)
             if options.docker:
                 results["docker"] = _docker_builds(daemon, home, scratch, options)
                 results["docker_base_change"] = _docker_base_change(daemon, scratch, options)
@@ -385,15 +376,16 @@ def _mb(n: int) -> str:
 
 
 def summary(results: dict[str, Any]) -> str:
-    ours, rebase = results["pybuild"], results["rebase"]
+    setup, ours, rebase = results["setup"], results["pybuild"], results["rebase"]
     lines = [
-        "### Latest figures",
-        "",
-        f"{run_facts(results, dirty=True)}. Stack + builder "
-        f"{results['setup']['stack_and_builder_seconds']:.1f} s and a local build {results['setup']['local_build_seconds']:.1f} s (rootfs) first, not counted; private "
-        f"dockerd started in {results['dockerd_start_seconds']:.1f} s. The app image in the daemon: "
-        f"{ours['image_bytes'] / 1e6:.0f} MB. In-process rows time `build()` / `rebase()` in the benchmark's "
-        "process; command rows run `pybuild` (~0.4-0.5 s of it is Python start-up and imports).",
+        *latest_figures(
+            f"{run_facts(results, dirty=True)}. Stack + builder {setup['stack_and_builder_seconds']:.1f} s "
+            f"and a local build {setup['local_build_seconds']:.1f} s (rootfs) first, not counted; private "
+            f"dockerd started in {results['dockerd_start_seconds']:.1f} s. The app image in the daemon: "
+            f"{ours['image_bytes'] / 1e6:.0f} MB. In-process rows time `build()` / `rebase()` in the "
+            "benchmark's process; command rows run `pybuild` (~0.4-0.5 s of it is Python start-up and "
+            "imports)."
+        ),
         "",
         "| pybuild, into the daemon | total (s) | buildpacks (s) | docker save / load (s) | loads "
         "| sent to daemon (MB) | layers sent / placeholders | saved from daemon (MB) | tag only |",

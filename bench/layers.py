@@ -8,7 +8,7 @@ binaries), then times each way of turning it into a gzip layer, best of N, in th
 from __future__ import annotations
 
 import argparse
-import json
+import functools
 import random
 import shutil
 import subprocess
@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from bench._results import best_of, machine, update_readme, write_results
+from bench._results import best_of, latest_figures, machine, report
 from lifecycle.oci.compress import CompressedBlob, LayerSink
 from lifecycle.oci.tarball import LayerTar
 
@@ -35,10 +35,7 @@ def run(argv: list[str]) -> None:
     workdir = Path(options.workdir)
     tree = generate_tree(workdir / f"tree-{options.size_mb}mb", options.size_mb)
     results = measure(tree, workdir, options.repeat, options.level)
-    print(json.dumps(results["runs"], indent=2))
-    path = write_results(NAME, results)
-    update_readme(NAME, summary(results))
-    print(f"wrote {path} and bench/README.md")
+    report(NAME, results, summary, ("runs",))
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
@@ -156,7 +153,9 @@ def measure(tree: Path, workdir: Path, repeat: int, level: int) -> dict[str, Any
     out.mkdir(parents=True, exist_ok=True)
     runs: dict[str, dict[str, Any]] = {}
     for gzip_level in (6, 1):
-        seconds, size = best_of(repeat, lambda n=gzip_level: gzip_pipeline(tree, out / "layer.tar.gz", n))
+        seconds, size = best_of(
+            repeat, functools.partial(gzip_pipeline, tree, out / "layer.tar.gz", gzip_level)
+        )
         runs[f"tar | gzip -{gzip_level}"] = _run(data, seconds, size)
     seconds, blob = best_of(repeat, lambda: ours(tree, out, level))
     runs[f"LayerTar + LayerSink (isal {level})"] = _run(data, seconds, blob.size)
@@ -185,10 +184,11 @@ def _with_ratios(runs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
 def summary(results: dict[str, Any]) -> str:
     info = results["machine"]
     lines = [
-        "### Latest figures",
-        "",
-        f"Tree: {results['tree_bytes'] / 1e6:.0f} MB (small text files + large semi-compressible binaries); "
-        f"best of {results['repeat']}; {info['cpu']}, {info['cores']} cores, Python {info['python']}.",
+        *latest_figures(
+            f"Tree: {results['tree_bytes'] / 1e6:.0f} MB (small text files + large semi-compressible "
+            f"binaries); best of {results['repeat']}; {info['cpu']}, {info['cores']} cores, "
+            f"Python {info['python']}."
+        ),
         "",
         "| method | time (s) | MB/s | vs gzip -6 | vs gzip -1 | compressed (MB) |",
         "|---|---:|---:|---:|---:|---:|",

@@ -17,30 +17,15 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import os
 import random
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from bench._common import comma_list, parser, workspace
 from bench._docker import Dockerd, dockerd
-from bench._pybuild import (
-    DEFAULT_STACK_CACHE,
-    DEFAULT_WORKDIR,
-    cached_tarballs,
-    checkout,
-    cli,
-    fresh_home,
-    load_average,
-    median,
-    remove_tree,
-    seconds,
-    timed,
-    timed_build,
-)
-from bench._results import machine, update_readme, write_results
+from bench._pybuild import cli, make_builder, median, seconds, timed, timed_build
+from bench._results import latest_figures, load_average, new_results, ratio_table, report, run_facts
 
 NAME = "rebase"
 BUILDERS = {"tiny": "pybuild/builder:tiny", "bookworm": "pybuild/builder:bookworm"}
@@ -58,24 +43,18 @@ ENTRYPOINT ["/bin/sh", "-c", "ls -la /workspace/data"]
 
 def run(argv: list[str]) -> None:
     options = _parse(argv)
-    workdir = Path(options.workdir)
     sizes = sorted({options.small_mb, options.large_mb})
-    results: dict[str, Any] = {
-        "load_average_at_start": load_average(),
-        "machine": machine(),
-        "checkout": checkout(),
-        "inputs": {
+    results = new_results(
+        {
             "stacks": options.stacks,
             "app_mb": sizes,
             "repeat": options.repeat,
             "docker_builders": options.docker,
             "app": "Procfile + files of random bytes, built through buildpacks (procfile buildpack)",
             "dockerfile": DOCKERFILE,
-        },
-    }
-    home = fresh_home(workdir, NAME, Path(options.stack_cache))
-    scratch = Path(tempfile.mkdtemp(prefix="pybuild-bench-rebase-apps-", dir=workdir))
-    try:
+        }
+    )
+    with workspace(NAME, options, "rebase-apps") as (home, scratch):
         # Different bytes per stack: pybuild never compresses a known layer twice, and the second
         # stack's first build must not reuse the first stack's app blob.
         apps = {
@@ -90,38 +69,16 @@ def run(argv: list[str]) -> None:
             results["docker"] = _docker_cases(home, scratch, apps, options)
         results["ratios"] = _ratios(results, sizes)
         results["load_average_at_end"] = load_average()
-    finally:
-        if not options.keep:
-            remove_tree(home)
-            shutil.rmtree(scratch, ignore_errors=True)
-    print(
-        json.dumps({k: results[k] for k in ("setup", "stacks", "docker", "ratios") if k in results}, indent=2)
-    )
-    path = write_results(NAME, results)
-    update_readme(NAME, summary(results))
-    print(f"wrote {path} and bench/README.md")
+    report(NAME, results, summary, ("setup", "stacks", "docker", "ratios"))
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
-    def names(text: str) -> list[str]:
-        return [part for part in text.split(",") if part]
-
-    parser = argparse.ArgumentParser(prog="python -m bench rebase", description=__doc__)
-    parser.add_argument("--stacks", type=names, default=["tiny", "bookworm"], help="comma-separated")
-    parser.add_argument("--small-mb", type=int, default=10, help="the small app's data (default 10)")
-    parser.add_argument("--large-mb", type=int, default=1024, help="the large app's data (default 1024)")
-    parser.add_argument("--repeat", type=int, default=5, help="rebases per app, alternating (median; 5)")
-    parser.add_argument(
-        "--docker",
-        type=names,
-        default=["buildkit", "classic"],
-        help="docker builders to compare, comma-separated: buildkit, classic ('' for none)",
-    )
-    parser.add_argument("--workdir", default=str(DEFAULT_WORKDIR), help="fresh homes, apps, dockerd go here")
-    parser.add_argument("--stack-cache", default=str(DEFAULT_STACK_CACHE), help="persistent mmdebstrap cache")
-    parser.add_argument("--bridge", default="br-bench", help="bridge for the private dockerd")
-    parser.add_argument("--keep", action="store_true", help="keep the home and apps (for debugging)")
-    return parser.parse_args(argv)
+    options = parser(NAME, __doc__, bridge="br-bench")
+    options.add_argument("--stacks", type=comma_list, default=["tiny", "bookworm"], help="comma-separated")
+    options.add_argument("--small-mb", type=int, default=10, help="the small app's data (default 10)")
+    options.add_argument("--large-mb", type=int, default=1024, help="the large app's data (default 1024)")
+    options.add_argument("--repeat", type=int, default=5, help="rebases per app, alternating (median; 5)")
+    return options.parse_args(argv)
 
 
 # -- the apps ----------------------------------------------------------------------------------------
@@ -148,15 +105,12 @@ def _make_app(root: Path, size_mb: int, seed: str) -> Path:
 
 def _setup(stacks: list[str], stack_cache: Path) -> dict[str, Any]:
     """Each stack and its builder, once: not part of any timing below."""
-    from lifecycle.backends.store import LocalStore
-    from lifecycle.platform.defaults import ensure_builder
-
-    out: dict[str, Any] = {"mmdebstrap_tarballs_cached_before": len(cached_tarballs(stack_cache))}
-    for stack in stacks:
-        print(f"stack + builder {stack}", flush=True)
-        elapsed, _ = timed(functools.partial(ensure_builder, BUILDERS[stack], LocalStore(), print))
-        out[f"{stack}_stack_and_builder_seconds"] = seconds(elapsed)
-    out["mmdebstrap_ran"] = len(cached_tarballs(stack_cache)) > out["mmdebstrap_tarballs_cached_before"]
+    made = [make_builder(BUILDERS[stack], stack_cache, print) for stack in stacks]
+    out: dict[str, Any] = {
+        f"{stack}_stack_and_builder_seconds": setup.seconds for stack, setup in zip(stacks, made, strict=True)
+    }
+    out["mmdebstrap_tarballs_cached_before"] = made[0].tarballs_before if made else 0
+    out["mmdebstrap_ran"] = any(setup.mmdebstrap_ran for setup in made)
     return out
 
 
@@ -237,12 +191,8 @@ def _rebase_once(image: str, target: str, base_layers: int, above_base: list[Any
 def _docker_cases(
     home: Path, scratch: Path, apps: dict[str, dict[int, Path]], options: argparse.Namespace
 ) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    with dockerd(scratch, options.bridge) as (daemon, started):
-        out["dockerd_start_seconds"] = seconds(started)
-        images = [f"pybuild/run:{stack}-{version}" for stack in options.stacks for version in (1, 2)]
-        loads = daemon.load_from_pybuild(images, scratch, home)
-        out["image_import_seconds"] = {key: seconds(value) for key, value in loads.items()}
+    images = [f"pybuild/run:{stack}-{version}" for stack in options.stacks for version in (1, 2)]
+    with dockerd(scratch, options.bridge, images, home) as (daemon, out):
         for stack in options.stacks:
             out[stack] = {}
             for size, app in apps[stack].items():
@@ -259,20 +209,15 @@ def _docker_case(
     dockerfile = scratch / f"Dockerfile.{stack}"
     dockerfile.write_text(DOCKERFILE.format(stack=stack))
     tag = f"bench/rebase-{stack}-{size}mb-docker:{builder}"
-    argv = ["build", "--pull=false", "-f", str(dockerfile), "-t", tag, str(app)]
-    buildkit = builder == "buildkit"
     print(f"{stack} {size} MB: docker build ({builder}) over -1, then over -2 tagged the same", flush=True)
     daemon.docker("tag", f"pybuild/run:{stack}-1", f"bench-base:{stack}")
-    cold = daemon.timed(*argv[:1], "--no-cache", *argv[1:], buildkit=buildkit)
+    cold = daemon.build(app, tag, builder, no_cache=True, dockerfile=dockerfile, host_network=False)
     daemon.docker("tag", f"pybuild/run:{stack}-2", f"bench-base:{stack}")
-    rebuilt = daemon.timed(*argv, buildkit=buildkit)  # layer cache on: only the base changed
+    # layer cache on: only the base changed
+    rebuilt = daemon.build(app, tag, builder, dockerfile=dockerfile, host_network=False)
     figures: dict[str, Any] = {"build_cold": seconds(cold), "rebuild_after_base_change": seconds(rebuilt)}
-    layers = daemon.docker("image", "inspect", "--format", "{{json .RootFS.Layers}}", tag).stdout
-    base = daemon.docker("image", "inspect", "--format", "{{json .RootFS.Layers}}", f"pybuild/run:{stack}-2")
-    figures["rebuilt_on_new_base"] = json.loads(layers)[0] == json.loads(base.stdout)[0]
-    daemon.docker("image", "rm", "-f", tag)
-    daemon.docker("image", "prune", "-f")
-    daemon.docker("builder", "prune", "-af")
+    figures["rebuilt_on_new_base"] = daemon.root_fs(tag)[0] == daemon.root_fs(f"pybuild/run:{stack}-2")[0]
+    daemon.remove(tag)
     return figures
 
 
@@ -303,19 +248,17 @@ def _ratios(results: dict[str, Any], sizes: list[int]) -> dict[str, Any]:
 
 
 def summary(results: dict[str, Any]) -> str:
-    info, setup = results["machine"], results["setup"]
+    setup = results["setup"]
     made = ", ".join(
         f"{key.split('_')[0]} {value:.1f} s"
         for key, value in setup.items()
         if key.endswith("builder_seconds")
     )
     lines = [
-        "### Latest figures",
-        "",
-        f"{info['cpu']}, {info['cores']} cores, Python {info['python']}; load average at start "
-        f"{' / '.join(map(str, results['load_average_at_start']))} (1/5/15 min); commit "
-        f"{results['checkout']['commit']}. Stacks + builders made once, not counted: {made}. "
-        f"Rebase: median of {results['inputs']['repeat']}, alternating `--run-image` -2 / -1.",
+        *latest_figures(
+            f"{run_facts(results)}. Stacks + builders made once, not counted: {made}. "
+            f"Rebase: median of {results['inputs']['repeat']}, alternating `--run-image` -2 / -1."
+        ),
         "",
         "| stack | app | above base (MB) | build | rebase (in-process) | rebase (command) "
         "| layer bytes read | pybuild rebuild | docker rebuild (buildkit / classic) |",
@@ -334,6 +277,5 @@ def summary(results: dict[str, Any]) -> str:
                 f"| {case['rebase_cli_seconds'] * 1000:.0f} ms | {case['rebase_layer_bytes_read_max']} "
                 f"| {case['rebuild_after_base_change']['total']:.2f} | {rebuilds or '-'} |"
             )
-    lines += ["", "Times in seconds unless marked. Ratios:", "", "| ratio | |", "|---|---:|"]
-    lines += [f"| {name} | {value} |" for name, value in results["ratios"].items()]
+    lines += ["", "Times in seconds unless marked. Ratios:", "", *ratio_table(results["ratios"])]
     return "\n".join(lines)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bench._common import parser, workspace
-from bench._docker import builder_figures, docker_context, dockerd, time_builds
+from bench._docker import BuildTimes, builder_figures
 from bench._pybuild import (
     cli,
     copy_app,
@@ -35,8 +35,17 @@ from bench._pybuild import (
     seconds,
     timed_build,
 )
-from bench._results import REPO, best_of, load_average, new_results, ratio_table, report, run_facts
-from bench.build import BUILD_IMAGE, BUILDER, DOCKERFILE, RUN_IMAGE
+from bench._results import (
+    REPO,
+    best_of,
+    latest_figures,
+    load_average,
+    new_results,
+    ratio_table,
+    report,
+    run_facts,
+)
+from bench.build import BUILDER, DOCKERFILE, docker_builds
 
 NAME = "rebuild"
 SAMPLE = REPO / "samples" / "python-http"
@@ -45,17 +54,16 @@ _PHASES = ("prepare", "analyze", "detect", "restore", "build", "export", "write"
 
 def run(argv: list[str]) -> None:
     options = _parse(argv)
-    results = new_results(
-        {"app": str(SAMPLE.relative_to(REPO)), "repeat": options.repeat, "dockerfile": DOCKERFILE}
-    )
+    results = new_results({"repeat": options.repeat, "dockerfile": DOCKERFILE}, app=SAMPLE)
     with workspace(NAME, options, "rebuild-ctx") as (home, scratch):
         results["command_bytecode"] = _bytecode_for_commands(scratch / "pycache")
-        app = copy_app(SAMPLE, scratch / "context" / "app")
+        app = copy_app(SAMPLE, scratch / "python-http" / "app")
         results["setup"] = _setup(Path(options.stack_cache))
         results["pybuild"] = _pybuild_builds(app, home, options.repeat)
         results["layer_writer"] = _layer_writer(scratch / "writer", options.repeat)
         if options.docker:
-            results["docker"] = _docker_builds(home, scratch, app, options)
+            # the same app as the pybuild rows left it, with the equivalent Dockerfile
+            results["docker"] = docker_builds(options, home, scratch, app, _docker_figures)
         results["ratios"] = _ratios(results)
         results["load_average_at_end"] = load_average()
     report(NAME, results, summary, ("pybuild", "docker", "ratios"))
@@ -160,22 +168,13 @@ def _layer_writer(scratch: Path, repeat: int) -> dict[str, Any]:
     return {"files": files, **figures}
 
 
-def _docker_builds(home: Path, scratch: Path, app: Path, options: argparse.Namespace) -> dict[str, Any]:
-    """The same app (``app``, as the pybuild rows left it) with the equivalent Dockerfile."""
-    context = docker_context(app.parent, DOCKERFILE)
-    with dockerd(scratch, options.bridge, [BUILD_IMAGE, RUN_IMAGE], home) as (daemon, out):
-        for builder in options.docker:
-            tag = f"bench/python-http-docker:{builder}"
-            times = time_builds(daemon, context, builder, options.repeat, tag, edit=app)
-            out[builder] = {
-                "cold": seconds(median(times.cold)),
-                "no_change": seconds(median(times.cached)),
-                "one_file_change": seconds(median(times.edited)),
-                "runs_no_change": [seconds(w) for w in times.cached],
-                "image_bytes": daemon.image_size(tag),
-            }
-            daemon.remove(tag)
-    return out
+def _docker_figures(times: BuildTimes) -> dict[str, Any]:
+    return {
+        "cold": seconds(median(times.cold)),
+        "no_change": seconds(median(times.cached)),
+        "one_file_change": seconds(median(times.edited)),
+        "runs_no_change": [seconds(w) for w in times.cached],
+    }
 
 
 def _ratios(results: dict[str, Any]) -> dict[str, float]:
@@ -199,9 +198,7 @@ def _ratios(results: dict[str, Any]) -> dict[str, float]:
 def summary(results: dict[str, Any]) -> str:
     ours = results["pybuild"]
     lines = [
-        "### Latest figures",
-        "",
-        f"{run_facts(results)}; median of {results['inputs']['repeat']}.",
+        *latest_figures(f"{run_facts(results)}; median of {results['inputs']['repeat']}."),
         "",
         "| pybuild (in-process, s) | prepare | analyze | detect | restore | build | export | write | cache "
         "| total |",

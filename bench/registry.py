@@ -29,33 +29,32 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
-import os
 import shutil
 import statistics
-import subprocess
-import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from bench._common import parallel, parser, workspace
 from bench._pybuild import (
-    DEFAULT_STACK_CACHE,
-    DEFAULT_WORKDIR,
-    REPO,
-    cached_tarballs,
-    checkout,
-    fresh_home,
-    load_average,
+    command,
     median,
-    remove_tree,
+    median_phases,
+    run_timed,
     seconds,
+    setup_with_local_build,
     timed,
     timed_build,
 )
-from bench._registry import CpuClock, Registry, command, server_seconds, stats_delta, stats_snapshot
-from bench._results import machine, update_readme, write_results
+from bench._registry import (
+    DESCRIPTION,
+    CpuClock,
+    Registry,
+    server_seconds,
+    stats_delta,
+    stats_snapshot,
+)
+from bench._results import REPO, latest_figures, load_average, new_results, ratio_table, report, run_facts
 
 NAME = "registry"
 SAMPLE = REPO / "samples" / "python-http"
@@ -66,87 +65,52 @@ SKOPEO = "skopeo"
 
 def run(argv: list[str]) -> None:
     options = _parse(argv)
-    workdir = Path(options.workdir)
-    results: dict[str, Any] = {
-        "load_average_at_start": load_average(),
-        "machine": machine(),
-        "checkout": checkout(),
-        "inputs": {
-            "app": str(SAMPLE.relative_to(REPO)),
+    results = new_results(
+        {
             "builder": BUILDER,
             "repeat": options.repeat,
             "fleet": options.fleet,
             "concurrency": options.concurrency,
-            "registry": "docker-registry (distribution) 2.8, filesystem storage, 127.0.0.1, plain HTTP",
+            "registry": DESCRIPTION,
         },
-    }
-    home = fresh_home(workdir, NAME, Path(options.stack_cache))
-    registries: list[Registry] = []
-    scratch = Path(tempfile.mkdtemp(prefix="pybuild-bench-registry-", dir=workdir))
-    try:
-        results["setup"] = _setup(Path(options.stack_cache))
-        registry = Registry(workdir, "registry")
-        registries.append(registry)
-        results["registry_start_seconds"] = seconds(registry.start())
-        results["cli_startup_seconds"] = seconds(median([command("--version")[0] for _ in range(3)]))
-        results["push_run_images"] = _push_run_images(registry)
-        results["publish"] = _publish(registry, options.repeat)
-        results["rebase"] = _rebase(registry, options.repeat)
-        results["fleet"] = _fleet(registry, options.fleet, options.concurrency)
-        results["rebuild_instead_of_rebase"] = _rebuild(registry)
-        results["registry_disk_bytes"] = registry.disk_bytes()
-        if options.compare:
-            results["push_pull"] = _push_pull(workdir, scratch, home, registries)
-        results["ratios"] = _ratios(results)
-        results["load_average_at_end"] = load_average()
-    finally:
-        for registry in registries:
-            registry.stop(keep=options.keep)
-        if not options.keep:
-            remove_tree(home)
-            shutil.rmtree(scratch, ignore_errors=True)
-    print(
-        json.dumps(
-            {k: results[k] for k in ("publish", "rebase", "fleet", "ratios") if k in results}, indent=2
-        )
+        app=SAMPLE,
     )
-    path = write_results(NAME, results)
-    update_readme(NAME, summary(results))
-    print(f"wrote {path} and bench/README.md")
+    registries: list[Registry] = []
+    with workspace(NAME, options, "registry") as (home, scratch):
+        try:
+            results["setup"] = setup_with_local_build(BUILDER, Path(options.stack_cache), LOCAL_IMAGE, SAMPLE)
+            registry = Registry(Path(options.workdir), "registry")
+            registries.append(registry)
+            results["registry_start_seconds"] = seconds(registry.start())
+            results["cli_startup_seconds"] = seconds(median([command("--version")[0] for _ in range(3)]))
+            results["push_run_images"] = _push_run_images(registry)
+            results["publish"] = _publish(registry, options.repeat)
+            results["rebase"] = _rebase(registry, options.repeat)
+            results["fleet"] = _fleet(registry, options.fleet, options.concurrency)
+            results["rebuild_instead_of_rebase"] = _rebuild(registry)
+            results["registry_disk_bytes"] = registry.disk_bytes()
+            if options.compare:
+                results["push_pull"] = _push_pull(Path(options.workdir), scratch, home, registries)
+            results["ratios"] = _ratios(results)
+            results["load_average_at_end"] = load_average()
+        finally:
+            for registry in registries:
+                registry.stop(keep=options.keep)
+    report(NAME, results, summary, ("publish", "rebase", "fleet", "ratios"))
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench registry", description=__doc__)
-    parser.add_argument("--repeat", type=int, default=3, help="warm publishes and rebases (median; 3)")
-    parser.add_argument("--fleet", type=int, default=100, help="images rebased in one run (100)")
-    parser.add_argument("--concurrency", type=int, default=8, help="threads for the second fleet (8)")
-    parser.add_argument(
+    options = parser(NAME, __doc__)
+    options.add_argument("--repeat", type=int, default=3, help="warm publishes and rebases (median; 3)")
+    options.add_argument("--fleet", type=int, default=100, help="images rebased in one run (100)")
+    options.add_argument("--concurrency", type=int, default=8, help="threads for the second fleet (8)")
+    options.add_argument(
         "--no-compare", dest="compare", action="store_false", help="skip push/pull vs skopeo copy"
     )
-    parser.add_argument("--workdir", default=str(DEFAULT_WORKDIR), help="homes and registries go here")
-    parser.add_argument("--stack-cache", default=str(DEFAULT_STACK_CACHE), help="persistent mmdebstrap cache")
-    parser.add_argument("--keep", action="store_true", help="keep the home and registry data (debugging)")
-    return parser.parse_args(argv)
+    return options.parse_args(argv)
 
 
 # -- steps --------------------------------------------------------------------------------------------
-
-
-def _setup(stack_cache: Path) -> dict[str, Any]:
-    """Stack, builder and a local build (the rootfs extraction): not in any figure below."""
-    from lifecycle.backends.store import LocalStore
-    from lifecycle.platform.defaults import ensure_builder
-
-    tarballs = cached_tarballs(stack_cache)
-    print(f"stack + builder ({len(tarballs)} cached mmdebstrap tarballs)", flush=True)
-    made, _ = timed(lambda: ensure_builder(BUILDER, LocalStore(), lambda _: None))
-    print("warm-up build into the local store (rootfs extraction)", flush=True)
-    warm_up, _ = timed_build(LOCAL_IMAGE, SAMPLE)
-    return {
-        "stack_and_builder_seconds": seconds(made),
-        "mmdebstrap_ran": len(cached_tarballs(stack_cache)) > len(tarballs),
-        "local_build_seconds": warm_up["total"],
-    }
 
 
 def _push_run_images(registry: Registry) -> dict[str, Any]:
@@ -169,7 +133,7 @@ def _publish(registry: Registry, repeat: int) -> dict[str, Any]:
         print(f"publish: warm, unchanged ({number + 1}/{repeat})", flush=True)
         warm.append(_timed_publish(registry, image, _base(registry, 1)))
     out["warm"] = {
-        "phases": _median_phases([w["phases"] for w in warm]),
+        "phases": median_phases([w["phases"] for w in warm]),
         "runs": warm,
         "digest_unchanged": len({w["digest"] for w in warm} | {out["cold"]["digest"]}) == 1,
     }
@@ -266,7 +230,7 @@ def _fleet(registry: Registry, count: int, concurrency: int) -> dict[str, Any]:
         print(f"fleet: writing the app under {2 * count} names", flush=True)
         mark = registry.mark()
         elapsed, _ = timed(
-            lambda: _parallel(
+            lambda: parallel(
                 lambda name: store.write(app, [name]), [*names["sequential"], *names["concurrent"]], 8
             )
         )
@@ -290,7 +254,7 @@ def _fleet(registry: Registry, count: int, concurrency: int) -> dict[str, Any]:
     for key, threads in (("sequential", 1), ("concurrent", concurrency)):
         print(f"fleet: rebase {count} images onto bookworm-{onto}, {threads} thread(s)", flush=True)
         before, mark, cpu = stats_snapshot(stats), registry.mark(), CpuClock(registry)
-        elapsed, each = timed(functools.partial(_parallel, one, names[key], threads))
+        elapsed, each = timed(functools.partial(parallel, one, names[key], threads))
         used = cpu.read()
         out[key] = {
             "cpu_seconds": {"registry": used["registry"], "pybuild": used["this_process"]},
@@ -338,7 +302,7 @@ def _push_pull(workdir: Path, scratch: Path, home: Path, registries: list[Regist
         elif tool == "pybuild_in_process":
             pushed, _ = timed(functools.partial(_push_in_process, registry.host, ref))
         else:
-            pushed, _ = _timed_run(
+            pushed, _ = run_timed(
                 [SKOPEO, "copy", "-q", "--dest-tls-verify=false", layout, f"docker://{ref}"]
             )
         push = {"seconds": seconds(pushed), "traffic": registry.traffic(mark)}
@@ -349,7 +313,7 @@ def _push_pull(workdir: Path, scratch: Path, home: Path, registries: list[Regist
             pulled, _ = timed(functools.partial(_pull_in_process, registry.host, ref, empty))
         else:
             source, target = f"docker://{ref}", f"oci:{empty}:pulled"
-            pulled, _ = _timed_run([SKOPEO, "copy", "-q", "--src-tls-verify=false", source, target])
+            pulled, _ = run_timed([SKOPEO, "copy", "-q", "--src-tls-verify=false", source, target])
         pull = {"seconds": seconds(pulled), "traffic": registry.traffic(mark)}
         shutil.rmtree(empty, ignore_errors=True)
         registry.stop()
@@ -383,26 +347,6 @@ def _app(registry: Registry) -> str:
 
 def _base(registry: Registry, version: int) -> str:
     return f"{registry.host}/base/run:bookworm-{version}"
-
-
-def _parallel(action: Any, items: list[str], threads: int) -> list[Any]:
-    if threads <= 1:
-        return [action(item) for item in items]
-    with ThreadPoolExecutor(threads) as pool:
-        return list(pool.map(action, items))
-
-
-def _timed_run(argv: list[str]) -> tuple[float, subprocess.CompletedProcess[str]]:
-    started = time.perf_counter()
-    proc = subprocess.run(argv, capture_output=True, text=True, env={**os.environ})
-    elapsed = time.perf_counter() - started
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)} exited {proc.returncode}: {proc.stderr.strip()[-800:]}")
-    return elapsed, proc
-
-
-def _median_phases(runs: list[dict[str, float]]) -> dict[str, float]:
-    return {key: seconds(median([r[key] for r in runs])) for key in runs[0]}
 
 
 def _ratio(a: float, b: float, digits: int = 2) -> float | None:
@@ -452,19 +396,17 @@ def _mb(n: int) -> str:
 
 
 def summary(results: dict[str, Any]) -> str:
-    info, pub, reb, fleet = results["machine"], results["publish"], results["rebase"], results["fleet"]
+    setup, pub, reb, fleet = results["setup"], results["publish"], results["rebase"], results["fleet"]
     lines = [
-        "### Latest figures",
-        "",
-        f"{info['cpu']}, {info['cores']} cores, Python {info['python']}; load average at start "
-        f"{' / '.join(map(str, results['load_average_at_start']))} (1/5/15 min); commit "
-        f"{results['checkout']['commit']} ({results['checkout']['lifecycle_dirty_files']} dirty files under "
-        f"lifecycle/). Stack + builder {results['setup']['stack_and_builder_seconds']:.1f} s and a local "
-        f"build {results['setup']['local_build_seconds']:.1f} s first (rootfs), not counted. Bytes are HTTP "
-        "bodies (MB unless marked): sent = request bodies (derived from what the registry stored), "
-        "received = response bodies (access log). Blob counts are `RegistryStore.stats` (in-process rows). "
-        f"`pybuild --version` takes {results['cli_startup_seconds']:.2f} s here "
-        "(start-up, in every command row).",
+        *latest_figures(
+            f"{run_facts(results, dirty=True)}. Stack + builder {setup['stack_and_builder_seconds']:.1f} s "
+            f"and a local build {setup['local_build_seconds']:.1f} s first (rootfs), not counted. Bytes are "
+            "HTTP bodies (MB unless marked): sent = request bodies (derived from what the registry stored), "
+            "received = response bodies (access log). Blob counts are `RegistryStore.stats` (in-process "
+            "rows). "
+            f"`pybuild --version` takes {results['cli_startup_seconds']:.2f} s here "
+            "(start-up, in every command row)."
+        ),
         "",
         "| step | time (s) | requests | sent | received | layer bytes moved "
         "| blobs uploaded / mounted / skipped |",
@@ -571,8 +513,6 @@ def summary(results: dict[str, Any]) -> str:
         f"{reb['layer_bytes_read_max']}; layer-sized blob traffic during rebases: "
         f"{reb['layer_bytes_moved_max']}.",
         "",
-        "| ratio | |",
-        "|---|---:|",
+        *ratio_table(results["ratios"]),
     ]
-    lines += [f"| {name} | {value} |" for name, value in results["ratios"].items()]
     return "\n".join(lines)

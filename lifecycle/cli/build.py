@@ -13,6 +13,7 @@ import click
 from lifecycle.cli.output import Logger
 from lifecycle.cli.progress import UploadBars
 from lifecycle.env import parse_env_assignment, read_env_file
+from lifecycle.platform.build_inputs import BuildRequest, Reuse
 
 __all__ = ["build", "builder", "run"]
 
@@ -26,6 +27,21 @@ def _creation_time(value: str | None) -> int | None:
     if not value.isdigit():
         raise click.BadParameter("use seconds since the epoch or 'now'", param_hint="--creation-time")
     return int(value)
+
+
+def _reported_reuse(log: Logger, reuse: Reuse, started: float) -> bool:
+    """Report the image IMAGE names if the build would have the inputs of the build it came from."""
+    digest = reuse.reusable()
+    if digest is None:
+        return False
+    log.phase("REUSING")
+    log.info(
+        f"Inputs unchanged since the build of {digest}; nothing to do "
+        "(use --rerun to run the buildpacks anyway)"
+    )
+    log.info(f"Image {reuse.tag} is up to date ({time.monotonic() - started:.2f}s)")
+    log.result(digest)
+    return True
 
 
 @click.command()
@@ -82,6 +98,11 @@ def _creation_time(value: str | None) -> int | None:
     "--cache-image", metavar="REF", help="Keep the build cache in this image instead of a directory."
 )
 @click.option("--clear-cache", is_flag=True, help="Restore no layers and start the cache afresh.")
+@click.option(
+    "--rerun",
+    is_flag=True,
+    help="Run the buildpacks even if nothing changed since IMAGE was built (else IMAGE is reused).",
+)
 @click.option("--previous-image", metavar="REF", help="Reuse layers from this image (default: IMAGE).")
 @click.option(
     "--publish", is_flag=True, help="Write IMAGE to its registry (host/repo:tag) instead of the store."
@@ -108,17 +129,17 @@ def build(
     cache_name: str | None,
     cache_image: str | None,
     clear_cache: bool,
+    rerun: bool,
     previous_image: str | None,
     publish: bool,
     daemon: bool,
 ) -> None:
-    """Build IMAGE from source with buildpacks."""
-    from lifecycle.platform.build import BuildOptions, Phases
-    from lifecycle.platform.build import build as run_build
-    from lifecycle.platform.project import apply_project
-    from lifecycle.platform.secrets import parse_secrets
-    from lifecycle.platform.targets import set_registry_progress
+    """Build IMAGE from source with buildpacks.
 
+    A build into the local store whose inputs are those of the build IMAGE came from reports
+    that image and runs nothing (see --rerun).
+    """
+    started = time.monotonic()
     values: dict[str, str] = {}
     for file in env_file:
         values.update(read_env_file(file, os.environ))
@@ -129,6 +150,35 @@ def build(
         image = "docker://" + image
     if daemon and not image.startswith("docker-daemon:"):
         image = "docker-daemon:" + image
+    created = _creation_time(creation_time)
+    request = BuildRequest(
+        image=image,
+        path=path,
+        builder=builder,
+        buildpacks=buildpacks,
+        extensions=extensions,
+        env=values,
+        descriptor=descriptor,
+        run_image=run_image,
+        creation_time=creation_time,
+        network=network,
+        executor=executor,
+        default_process=default_process,
+        ca_bundle=not no_host_ca,
+        cache_name=cache_name,
+        previous_image=previous_image,
+        cache_image=cache_image,
+        secrets=bool(secret_specs),
+    )
+    reuse = Reuse.open(request)  # before the build machinery loads: a reused build needs none of it
+    if reuse is not None and not (rerun or clear_cache) and _reported_reuse(log, reuse, started):
+        return
+    from lifecycle.platform.build import BuildOptions, Phases
+    from lifecycle.platform.build import build as run_build
+    from lifecycle.platform.project import apply_project
+    from lifecycle.platform.secrets import parse_secrets
+    from lifecycle.platform.targets import set_registry_progress
+
     options = BuildOptions(
         image=image,
         path=path,
@@ -140,16 +190,16 @@ def build(
         run_image=run_image,
         executor=executor,
         network=network,
-        creation_time=_creation_time(creation_time),
+        creation_time=created,
         process_type=default_process,
         ca_bundle=not no_host_ca,
         cache=cache_name,
         cache_image=cache_image,
         clear_cache=clear_cache,
         previous_image=previous_image,
+        reuse=reuse,
     )
     options = apply_project(options, descriptor)
-    started = time.monotonic()
     with UploadBars(enabled=publish and log.level >= 1) as bars:
         set_registry_progress(bars if publish else None)
         report = run_build(options, Phases(phase=log.phase, output=log.info, info=log.info, warn=log.warn))

@@ -61,6 +61,8 @@ from lifecycle.platform.build_extensions import (
     record_analyzed,
     record_extensions,
 )
+from lifecycle.platform.build_inputs import Reuse
+from lifecycle.platform.build_reuse import Recording, start_recording
 from lifecycle.platform.builders import DEFAULT_BUILDER, Builder, BuildpackSource, load_builder
 from lifecycle.platform.cache import blob_index, find_known_layers, open_cache, previous_image
 from lifecycle.platform.defaults import ensure_builder
@@ -94,6 +96,7 @@ class BuildOptions:
     clear_cache: bool = False  # --clear-cache: restore no layers (RES-5), start the cache afresh
     previous_image: str | None = None  # --previous-image REF
     secrets: Secrets = NO_SECRETS  # --secret: operator input only, never from project.toml
+    reuse: Reuse | None = None  # pybuild build's input fingerprint: record it with the digest
 
 
 @dataclass(frozen=True)
@@ -170,6 +173,7 @@ def build(opts: BuildOptions, phases: Phases) -> BuildReport:
     context = _Context(
         opts, phases, builder, builder.base_image(store), run_name, run_image, home, target, cache
     )
+    recording = _recording(opts, builder_name, context)
     scratch_root = home / "tmp"
     scratch_root.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="build-", dir=scratch_root))
@@ -186,9 +190,31 @@ def build(opts: BuildOptions, phases: Phases) -> BuildReport:
         context.save_cache(exporter)
         # Blobs now stored, the image's (reused ones too: the index may predate them) and the cache's.
         blob_index(home).record([*image.layers[len(run_image.layers) :], *exporter.writer.compressed])
+        if recording is not None:
+            try:
+                recording.finish(digest, context.run_name, context.run_image)
+            except OSError as exc:  # the image is written: only the next build's shortcut is lost
+                phases.warning(f"failed to record the build's inputs: {exc}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return BuildReport(target.display, digest, tuple(exporter.reused), tuple(exporter.added))
+
+
+def _recording(opts: BuildOptions, builder_name: str, context: _Context) -> Recording | None:
+    """What this build resolved, for ``--rerun``-less rebuilds to reuse its image (``build_inputs``)."""
+    if opts.reuse is None:
+        return None
+    return start_recording(
+        opts.reuse,
+        builder_name=builder_name,
+        builder=context.builder,
+        build_image=context.build_image,
+        run_name=context.run_name,
+        run_image=context.run_image,
+        buildpacks=opts.buildpacks,
+        extensions=opts.extensions,
+        previous_image=opts.previous_image,
+    )
 
 
 @dataclass

@@ -32,7 +32,7 @@ def test_python_sample_rebuild_skips_pip_and_reuses_every_layer(bookworm_home: P
     cold = pybuild("build", "pyapp", "--path", str(app), timeout=1500)
     assert "Installing requirements with pip" in cold.stdout
 
-    again = pybuild("build", "pyapp", "--path", str(app))
+    again = pybuild("build", "pyapp", "--path", str(app), "--rerun")  # unchanged: run the buildpacks anyway
     assert "Reusing cached dependencies" in again.stdout and "pip" not in again.stdout
     assert "Reusing layer 'pybuild/python:venv'" in again.stdout
     assert "Reused 5 of 5 layers, compressed 0" in again.stdout

@@ -72,7 +72,8 @@ def test_parallel_builds_into_one_store_and_cache_all_land_valid(home: Path, tmp
         "build", "app:warm", "--path", str(apps[0]), "--builder", TINY_BUILDER
     )  # extract the build image once
     for rounds in range(scaled(2, 6)):
-        # app:N share the directory cache "app"; two builds also race for the same tag.
+        # app:N share the directory cache "app"; two builds also race for the same tag. Every round
+        # runs the buildpacks (--rerun): unchanged apps would otherwise reuse the last round's images.
         procs = [
             _start(
                 "build",
@@ -81,6 +82,7 @@ def test_parallel_builds_into_one_store_and_cache_all_land_valid(home: Path, tmp
                 str(apps[n]),
                 "--builder",
                 TINY_BUILDER,
+                "--rerun",
             )
             for n in range(PARALLEL)
         ]
