@@ -9,7 +9,8 @@ network unless told not to (DESIGN.md "how buildpacks run").
 bwrap maps the build user to the host uid that starts it, in a new user namespace,
 and the process keeps no capabilities (``--cap-drop ALL``). Started by a user, files
 a buildpack writes belong to that user on the host; started by root, bwrap runs as an
-unprivileged host uid instead, never as root (``sandbox_user``). Also: ``--new-session``
+unprivileged host uid instead, never as root, entered by ``nsenter`` into a mount namespace
+where the runner staged its sources once (``sandbox_user``). Also: ``--new-session``
 (no ``TIOCSTI`` into pybuild's terminal), ``--disable-userns`` (no nested user
 namespaces: less kernel to attack) and ``/proc/sys`` bound read-only over itself (bwrap
 covers it only where the starting uid could write it; ``--remount-ro`` needs a mount
@@ -51,6 +52,11 @@ class BwrapRunner:
     network: str = "host"
     ca_bundle: Path | None = HOST_CA_BUNDLE
     host_user: HostUser | None = field(default_factory=sandbox_host_user)
+    # One staged mount namespace for every process this runner starts (sandbox_user.Staging).
+    staging: Staging = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "staging", Staging(self.host_user))
 
     def paths(self, workspace: Workspace) -> SandboxPaths:
         return SandboxPaths(
@@ -66,9 +72,15 @@ class BwrapRunner:
             hand_over((workspace.app, workspace.layers), self.host_user)
         if request.secrets:
             (workspace.platform / "secrets").mkdir(mode=0o755, exist_ok=True)  # the mount point
-        with secret_fds(request.secrets) as fds:
-            argv = self.command(request, workspace, bwrap, fds)
+        with (
+            secret_fds(request.secrets) as fds,
+            self.staging.command(self.command(request, workspace, bwrap, fds)) as argv,
+        ):
             return stream_process(argv, {"PATH": os.defpath}, None, output, pass_fds=list(fds.values()))
+
+    def close(self) -> None:
+        """Let the staged mount namespace go now rather than with this runner."""
+        self.staging.close()
 
     def command(
         self,
@@ -77,17 +89,17 @@ class BwrapRunner:
         bwrap: str = "bwrap",
         fds: dict[str, int] | None = None,
     ) -> list[str]:
-        """The full argv that runs ``request``: bwrap's, behind the launcher when started by root.
+        """bwrap's argv for ``request``; started by root, its sources are ``self.staging``'s paths.
 
         ``fds`` (secret id -> an open fd holding its value) are mounted at ``/platform/secrets``."""
-        staging = Staging(self.host_user)
+        staging = self.staging
         argv = [bwrap, *self._mounts(workspace, staging), *bwrap_secret_args(fds or {})]
         argv += _confine(self.uid, self.gid)
         argv += _network(self.rootfs, self.network, staging)
         argv += ["--chdir", request.cwd, "--clearenv"]
         for name, value in sorted(request.env.items()):
             argv += ["--setenv", name, value]
-        return staging.command([*argv, "--", *request.argv])
+        return [*argv, "--", *request.argv]
 
     def _mounts(self, workspace: Workspace, staging: Staging) -> list[str]:
         args = ["--ro-bind", staging.path(self.rootfs), "/", *_KERNEL_FS]
@@ -128,22 +140,21 @@ def container_command(
     rootfs: Path,
     argv: list[str],
     env: dict[str, str],
+    staging: Staging,
     *,
     cwd: str = "/",
     uid: int = 0,
     gid: int = 0,
     network: str = "host",
-    host_user: HostUser | None = None,
     bwrap: str = "bwrap",
 ) -> list[str]:
-    """The argv ``run_container`` starts: the image's rootfs read-only, only ``/tmp`` writable."""
-    staging = Staging(host_user)
+    """bwrap's argv for ``run_container``: the image's rootfs read-only, only ``/tmp`` writable."""
     args = [bwrap, "--ro-bind", staging.path(rootfs), "/", *_KERNEL_FS, *_confine(uid, gid), "--chdir", cwd]
     args += _network(rootfs, network, staging)
     args.append("--clearenv")
     for name, value in sorted(env.items()):
         args += ["--setenv", name, value]
-    return staging.command([*args, "--", *argv])
+    return [*args, "--", *argv]
 
 
 def run_container(
@@ -158,15 +169,12 @@ def run_container(
 ) -> int:
     """Run an image's process in its extracted rootfs, output straight to this terminal."""
     bwrap = _bwrap("run image")
+    staging = Staging(sandbox_host_user())
     command = container_command(
-        rootfs,
-        argv,
-        env,
-        cwd=cwd,
-        uid=uid,
-        gid=gid,
-        network=network,
-        host_user=sandbox_host_user(),
-        bwrap=bwrap,
+        rootfs, argv, env, staging, cwd=cwd, uid=uid, gid=gid, network=network, bwrap=bwrap
     )
-    return subprocess.call(command, env={"PATH": os.defpath})
+    try:
+        with staging.command(command) as full:
+            return subprocess.call(full, env={"PATH": os.defpath})
+    finally:
+        staging.close()

@@ -4,12 +4,12 @@ Under bwrap the platform dir is ``/platform``. Each value goes to bwrap in an an
 memory file (``memfd``), one per secret and run; bwrap copies it into its own tmpfs and binds
 it read-only at ``/platform/secrets/<id>``, mode 0400 and owned by the build user, on a tmpfs
 of mode 0500 mounted read-only over ``<platform>/secrets``. That dir is the one thing on disk:
-an empty mount point. The memory files pass to bwrap as inherited descriptors, through the
-root-side launcher too (``sandbox_enter.py`` execs bwrap and keeps them); bwrap closes them
+an empty mount point. The memory files pass to bwrap as inherited descriptors, through
+``nsenter`` too when pybuild runs as root (it execs bwrap and keeps them); bwrap closes them
 before the buildpack starts. Reading a descriptor needs no access to a path, so the
 unprivileged sandbox uid reads what root opened. Descriptors rather than files staged on the
-launcher's private tmpfs: they work the same whether bwrap is started by root or by a user,
-need no change to the launcher, and put a value neither in an argv nor behind a path.
+sandbox's private tmpfs: they work the same whether bwrap is started by root or by a user,
+need no change to the staging, and put a value neither in an argv nor behind a path.
 
 Under the host runner the process sees host paths: for each run the values are written as 0400
 files into a fresh 0700 dir on a memory filesystem (``/dev/shm``, else ``$XDG_RUNTIME_DIR``

@@ -201,7 +201,7 @@ def build(opts: BuildOptions, phases: Phases) -> BuildReport:
 
 
 def _recording(opts: BuildOptions, builder_name: str, context: _Context) -> Recording | None:
-    """What this build resolved, for ``--rerun``-less rebuilds to reuse its image (``build_inputs``)."""
+    """What this build resolved, so that an unchanged rebuild may report its image (``build_inputs``)."""
     if opts.reuse is None:
         return None
     return start_recording(

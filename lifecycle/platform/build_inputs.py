@@ -7,8 +7,8 @@ digest and the image's blobs are present, reports that image and runs nothing (`
 ``--clear-cache`` run the buildpacks anyway). That is docker's per-step cache key, taken at the
 level of a whole build.
 
-The fingerprint, computed before anything is built (an edit made during a build is not taken as
-built), covers:
+The fingerprint, computed before anything is built (a build during which the app changed is
+not recorded: its image may hold the change), covers:
 
 * the app directory: every entry's relative path, type, mode, owner, symlink target and file
   content, no link followed; only ``.git``, which the app copy always leaves out, is skipped
@@ -36,11 +36,9 @@ anywhere but the local store. Not inputs, as in docker's cache: what the network
 the layer cache and previous image (IMAGE itself, which must still be the recorded digest: a
 build from it reproduces it).
 
-File hashes are kept in a stat cache like git's index (path -> size, mtime, ctime, inode,
-device -> sha256), with git's racy rule: an entry whose file changed within ``RACY_NS`` of when
-it was hashed is hashed again, since a later write in the same timestamp tick would not show.
-The stat cache and the records live in the build's directory cache
-(``$PYBUILD_HOME/cache/build/<name>/reuse/``), so ``pybuild cache rm`` forgets them too.
+File hashes come from a stat cache like git's index (``stat_cache``). It and the records live
+in the build's directory cache (``$PYBUILD_HOME/cache/build/<name>/reuse/``), so ``pybuild
+cache rm`` forgets them too.
 
 This module imports only the standard library (no pydantic, no registry client): ``pybuild
 build`` runs it before loading the build machinery, and a reused build costs a few stat calls.
@@ -55,37 +53,30 @@ import contextlib
 import hashlib
 import json
 import os
-import stat
 import sys
-import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote
 
 import lifecycle
+from lifecycle.platform.stat_cache import StatCache, package_signature, write_atomically
 
 __all__ = [
     "FORMAT",
-    "RACY_NS",
     "BuildRequest",
+    "Dependency",
     "Reuse",
-    "StatCache",
     "builder_dir",
     "cache_dir_name",
     "normalize_tag",
-    "package_signature",
     "pybuild_home",
     "repository_of",
 ]
 
 FORMAT = 1
-RACY_NS = 2_000_000_000  # git's racy-clean margin, widened for coarse filesystem timestamps
-SKIPPED_NAMES = frozenset({".git"})  # the app copy always leaves these out (platform/workspace.py)
 _REF_NAME = "org.opencontainers.image.ref.name"
 _NOT_STORE = ("oci:", "docker://", "docker-daemon:")
-_CHUNK = 1 << 20
 _MAX_DIR_NAME = 200
 
 Dependency = dict[str, str]
@@ -127,133 +118,6 @@ def cache_dir_name(name: str) -> str:
 def builder_dir(home: Path, name: str) -> Path:
     """Where a store builder keeps its buildpacks (``builders._builder_dir``)."""
     return home / "builders" / name.replace("/", "_").replace(":", "_")
-
-
-# -- file hashes -------------------------------------------------------------------------------------
-class StatCache:
-    """sha256 of files by path, trusted while their stat is unchanged and not racy (see module doc)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._entries: dict[str, list[Any]] = {}
-        self._visited: set[str] = set()
-        self._roots: set[str] = set()
-        self._dirty = False
-        with contextlib.suppress(OSError, ValueError):
-            loaded = json.loads(path.read_bytes())
-            if isinstance(loaded, dict) and loaded.get("format") == FORMAT:
-                entries = loaded.get("entries")
-                self._entries = entries if isinstance(entries, dict) else {}
-
-    def file_sha256(self, path: str, st: os.stat_result) -> str:
-        """The content hash of regular file ``path`` whose lstat is ``st``."""
-        signature = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
-        self._visited.add(path)
-        entry = self._entries.get(path)
-        if (
-            isinstance(entry, list)
-            and len(entry) == 7
-            and entry[:5] == signature
-            and max(st.st_mtime_ns, st.st_ctime_ns) + RACY_NS <= entry[5]
-        ):
-            return str(entry[6])
-        hashed_at = time.time_ns()
-        digest = _sha256_file(path)
-        self._entries[path] = [*signature, hashed_at, digest]
-        self._dirty = True
-        return digest
-
-    def tree_sha256(self, root: Path) -> str:
-        """One hash of every entry under directory ``root`` (the root itself followed if a link)."""
-        top = os.path.abspath(root)
-        self._roots.add(top)
-        hasher = hashlib.sha256()
-        st = os.stat(top)
-        if not stat.S_ISDIR(st.st_mode):
-            raise NotADirectoryError(20, "not a directory", top)
-        hasher.update(_line(".", st, ""))
-        for relative, path, entry_st in _walk(top, ""):
-            hasher.update(_line(relative, entry_st, self._content(path, entry_st)))
-        return hasher.hexdigest()
-
-    def path_sha256(self, path: Path) -> str:
-        """The content hash of one file (a link is followed, as reading it would)."""
-        absolute = os.path.abspath(path)
-        st = os.stat(absolute)
-        if not stat.S_ISREG(st.st_mode):
-            raise IsADirectoryError(21, "not a regular file", absolute)
-        return self.file_sha256(absolute, st)
-
-    def _content(self, path: str, st: os.stat_result) -> str:
-        if stat.S_ISREG(st.st_mode):
-            return self.file_sha256(path, st)
-        if stat.S_ISLNK(st.st_mode):
-            return os.readlink(path)
-        return ""
-
-    def save(self) -> None:
-        """Write the cache if anything changed: entries visited, plus those of trees not walked."""
-
-        def kept(path: str) -> bool:
-            return path in self._visited or not any(path.startswith(root + os.sep) for root in self._roots)
-
-        entries = {path: entry for path, entry in self._entries.items() if kept(path)}
-        if not self._dirty and len(entries) == len(self._entries):
-            return
-        document = {"format": FORMAT, "entries": entries}
-        _atomic_write(self.path, json.dumps(document, separators=(",", ":")).encode())
-        self._entries, self._dirty = entries, False
-
-
-def _walk(top: str, prefix: str) -> Iterator[tuple[str, str, os.stat_result]]:
-    with os.scandir(top) as scan:
-        entries = sorted(scan, key=lambda entry: entry.name)
-    for entry in entries:
-        if entry.name in SKIPPED_NAMES:
-            continue
-        relative = prefix + entry.name
-        st = entry.stat(follow_symlinks=False)
-        yield relative, entry.path, st
-        if stat.S_ISDIR(st.st_mode):
-            yield from _walk(entry.path, relative + "/")
-
-
-def _line(relative: str, st: os.stat_result, content: str) -> bytes:
-    kind = stat.S_IFMT(st.st_mode) >> 12
-    fields = [relative, kind, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, content]
-    return json.dumps(fields, separators=(",", ":")).encode() + b"\n"
-
-
-def _sha256_file(path: str) -> str:
-    hasher = hashlib.sha256()
-    with open(path, "rb") as source:
-        while chunk := source.read(_CHUNK):
-            hasher.update(chunk)
-    return hasher.hexdigest()
-
-
-def package_signature(root: Path) -> str:
-    """A stat signature of every file under ``root`` but ``__pycache__``: another install differs."""
-    hasher = hashlib.sha256(os.path.abspath(root).encode())
-    for relative, _, st in _walk(os.path.abspath(root), ""):
-        if "__pycache__" in relative.split("/"):
-            continue
-        hasher.update(_line(relative, st, f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"))
-    return hasher.hexdigest()
-
-
-def _atomic_write(dest: Path, data: bytes) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{time.time_ns()}.tmp")  # not tempfile: ~4 ms
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 # -- the local store, read directly ------------------------------------------------------------------
@@ -319,31 +183,40 @@ class BuildRequest:
 class Reuse:
     """The fingerprint of one build of a store image, and the record of the last build of it."""
 
-    def __init__(self, home: Path, request: BuildRequest, fingerprint: str, cache: StatCache) -> None:
+    def __init__(self, home: Path, request: BuildRequest) -> None:
+        """Hash the request's inputs now (``OSError`` if one cannot be read)."""
         self.home = home
         self.tag = normalize_tag(request.image)
-        self.fingerprint = fingerprint
-        self.cache = cache
         reuse_dir = home / "cache" / "build" / cache_dir_name(request.cache_name_used()) / "reuse"
+        self.cache = StatCache(reuse_dir / "stat-cache.json")
         self.record_path = reuse_dir / f"build-{hashlib.sha256(self.tag.encode()).hexdigest()[:32]}.json"
         self._store = _Store(home)
+        # The app and descriptor as hashed before the build, to check they held until it ended.
+        self._sources = (
+            self.tree(request.path),
+            *([self.file(request.descriptor)] if request.descriptor else []),
+        )
+        self.fingerprint = _fingerprint(request, self._sources)
 
     @classmethod
     def open(cls, request: BuildRequest, home: Path | None = None) -> Reuse | None:
         """The fingerprint of ``request``; ``None`` when it cannot be reused (see module doc)."""
         if not _eligible(request):
             return None
-        home = home or pybuild_home()
-        cache_dir = home / "cache" / "build" / cache_dir_name(request.cache_name_used())
-        cache = StatCache(cache_dir / "reuse" / "stat-cache.json")
         try:
-            fingerprint = _fingerprint(request, cache)
-        except OSError:  # unreadable input: the build reports it
+            return cls(home or pybuild_home(), request)
+        except OSError:  # an unreadable input: the build reports it
             return None
-        return cls(home, request, fingerprint, cache)
 
     def reusable(self) -> str | None:
         """The digest of the image to report instead of building, or ``None``: build."""
+        try:
+            return self._recorded_digest()
+        finally:
+            with contextlib.suppress(OSError):  # hashes of files that had changed, for next time
+                self.cache.save()
+
+    def _recorded_digest(self) -> str | None:
         try:
             record = json.loads(self.record_path.read_bytes())
         except (OSError, ValueError):
@@ -358,11 +231,7 @@ class Reuse:
         dependencies = record.get("dependencies")
         if not isinstance(dependencies, list) or not all(self._holds(dep) for dep in dependencies):
             return None
-        if not self._store.complete(digest):
-            return None
-        with contextlib.suppress(OSError):
-            self.cache.save()
-        return digest
+        return digest if self._store.complete(digest) else None
 
     def _holds(self, dep: object) -> bool:
         if not isinstance(dep, dict) or not all(isinstance(v, str) for v in dep.values()):
@@ -411,8 +280,13 @@ class Reuse:
         digest = None if ref.startswith(_NOT_STORE) else self._store.resolve(ref)
         return self.image(ref, digest) if digest else None
 
-    def record(self, digest: str, dependencies: Sequence[Dependency]) -> None:
-        """Remember that this fingerprint built ``digest`` (atomically; the stat cache too)."""
+    def record(self, digest: str, dependencies: Sequence[Dependency]) -> bool:
+        """Remember that this fingerprint built ``digest`` (atomically; the stat cache too).
+
+        Not if the app changed while it was built: the image may hold files the fingerprint does not.
+        """
+        if not all(self._holds(source) for source in self._sources):
+            return False
         document = {
             "format": FORMAT,
             "image": self.tag,
@@ -423,7 +297,8 @@ class Reuse:
             ],
         }
         self.cache.save()
-        _atomic_write(self.record_path, json.dumps(document, indent=1, sort_keys=True).encode())
+        write_atomically(self.record_path, json.dumps(document, indent=1, sort_keys=True).encode())
+        return True
 
 
 def _eligible(request: BuildRequest) -> bool:
@@ -438,17 +313,15 @@ def _eligible(request: BuildRequest) -> bool:
     )
 
 
-def _fingerprint(request: BuildRequest, cache: StatCache) -> str:
+def _fingerprint(request: BuildRequest, sources: Sequence[Dependency]) -> str:
     relative_refs = bool(request.buildpacks or request.extensions)
-    descriptor = request.descriptor
     inputs = {
         "format": FORMAT,
         "pybuild": lifecycle.__version__,
         "package": package_signature(Path(lifecycle.__file__).parent),
         "python": sys.version,
         "image": normalize_tag(request.image),
-        "app": [os.path.abspath(request.path), cache.tree_sha256(request.path)],
-        "descriptor": [os.path.abspath(descriptor), cache.path_sha256(descriptor)] if descriptor else None,
+        "sources": list(sources),  # the app directory, and --descriptor
         "builder": request.builder,
         "run_image": request.run_image,
         "buildpacks": list(request.buildpacks),

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lifecycle.errors import PybuildError
-from lifecycle.platform.build_inputs import Dependency, Reuse, builder_dir
+from lifecycle.platform.build_inputs import Dependency, Reuse, builder_dir, normalize_tag
 
 if TYPE_CHECKING:
     from lifecycle.oci.image import Image
@@ -55,7 +55,7 @@ def start_recording(
         found = [
             *_builder(reuse, builder_name, builder, build_image),
             reuse.in_store(run_name, run_image.digest),
-            reuse.stored(previous_image) if previous_image else {},
+            _previous(reuse, previous_image),
         ]
         base = Path.cwd()
         for ref in buildpacks:
@@ -68,6 +68,13 @@ def start_recording(
     if any(dep is None for dep in found):
         return None
     return Recording(reuse, tuple(dep for dep in found if dep))
+
+
+def _previous(reuse: Reuse, ref: str | None) -> Dependency | None:
+    """``--previous-image`` in the store; IMAGE itself is checked anyway (it moves with this build)."""
+    if ref is None or normalize_tag(ref) == reuse.tag:
+        return {}
+    return reuse.stored(ref)
 
 
 def _builder(reuse: Reuse, name: str, builder: Builder, build_image: Image) -> list[Dependency | None]:
