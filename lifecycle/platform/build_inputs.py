@@ -116,7 +116,7 @@ def cache_dir_name(name: str) -> str:
 
 
 def builder_dir(home: Path, name: str) -> Path:
-    """Where a store builder keeps its buildpacks (``builders._builder_dir``)."""
+    """Where a store builder keeps its buildpacks (``builders.builder_dir``)."""
     return home / "builders" / name.replace("/", "_").replace(":", "_")
 
 

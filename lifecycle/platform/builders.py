@@ -40,6 +40,7 @@ __all__ = [
     "Builder",
     "BuildpackSource",
     "CreatedBuilder",
+    "builder_dir",
     "create_builder",
     "load_builder",
     "source_root",
@@ -87,7 +88,8 @@ class CreatedBuilder:
     lifecycle: bool
 
 
-def _builder_dir(name: str, home: Path | None) -> Path:
+def builder_dir(name: str, home: Path | None) -> Path:
+    """Where the builder dir of store name ``name`` lives."""
     return (home or pybuild_home()) / "builders" / name.replace("/", "_").replace(":", "_")
 
 
@@ -118,7 +120,7 @@ def create_builder(
         raise ConfigError("create builder", "--publish and --daemon exclude each other (drop one)")
     config = load_builder_toml(config_path)
     target = open_target(name, create=True, home=home, publish=publish, daemon=daemon)
-    dest = _builder_dir(name, home)
+    dest = builder_dir(name, home)
     staging = Path(tempfile.mkdtemp(prefix=".builder-", dir=dest.parent if _mkdir(dest.parent) else None))
     try:
         return _create(name, config, config_path, staging, target, home, info or (lambda _: None))
@@ -135,7 +137,7 @@ def _create(
     home: Path | None,
     info: Callable[[str], None],
 ) -> CreatedBuilder:
-    dest = _builder_dir(name, home)
+    dest = builder_dir(name, home)
     buildpacks: dict[str, BuildpackSource] = {}
     for entry in config.buildpacks:
         if not entry.uri:
@@ -173,6 +175,9 @@ def _create(
         return created
     for leftover in [*staging.glob("bp-*"), staging / "blobs"]:
         shutil.rmtree(leftover, ignore_errors=True)
+    from lifecycle.platform.builder_source import RECORD, source_fingerprint
+
+    (staging / RECORD).write_text(source_fingerprint(config_path) + "\n")
     if dest.exists():
         shutil.rmtree(dest)
     staging.rename(dest)
@@ -252,7 +257,7 @@ def _resolve_order(
 
 def load_builder(name: str, home: Path | None = None) -> Builder:
     """The builder dir of store name ``name``, else the builder image ``name`` refers to."""
-    path = _builder_dir(name, home) / "builder.json"
+    path = builder_dir(name, home) / "builder.json"
     if not path.is_file():
         return _image_builder(name, home)
     record = json.loads(path.read_text())

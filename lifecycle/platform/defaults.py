@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from lifecycle.backends.store import LocalStore
 from lifecycle.errors import ConfigError
-from lifecycle.platform.builders import DEFAULT_BUILDER, create_builder, load_builder, source_root
+from lifecycle.platform.builders import (
+    DEFAULT_BUILDER,
+    builder_dir,
+    create_builder,
+    load_builder,
+    source_root,
+)
 
 __all__ = ["KNOWN_BUILDERS", "ensure_builder", "ensure_default_builder"]
 
@@ -18,20 +25,37 @@ KNOWN_BUILDERS = {
 
 
 def ensure_builder(name: str, store: LocalStore, info: Callable[[str], None]) -> None:
-    """Create a known builder (and its stack images) unless it exists."""
+    """Create a known builder (and its stack images) unless it exists and is current.
+
+    A known builder made from other buildpacks or another builder.toml than this pybuild's
+    (an upgrade, or a changed checkout) is made again, so builds never use stale buildpacks.
+    """
     try:
-        load_builder(name, store.home)
-        return
+        builder = load_builder(name, store.home)
     except ConfigError:
         if name not in KNOWN_BUILDERS:
             raise
+        reason = "first use"
+    else:
+        if name not in KNOWN_BUILDERS or builder.image is not None:
+            return
+        if _current(name, builder_dir(name, store.home)):
+            return
+        reason = "its buildpacks or builder.toml changed"
     from lifecycle.platform.stacks import RichStackProgress, build_stack
 
     stack_dir, config = KNOWN_BUILDERS[name]
-    info(f"Creating builder {name} (first use)")
+    info(f"Creating builder {name} ({reason})")
     build_stack(source_root() / stack_dir, store, progress=RichStackProgress())
     create_builder(name, source_root() / config, store.home, info=info)
 
 
 def ensure_default_builder(store: LocalStore, info: Callable[[str], None]) -> None:
     ensure_builder(DEFAULT_BUILDER, store, info)
+
+
+def _current(name: str, builder_dir: Path) -> bool:
+    from lifecycle.platform.builder_source import recorded, source_fingerprint
+
+    _, config = KNOWN_BUILDERS[name]
+    return recorded(builder_dir) == source_fingerprint(source_root() / config)

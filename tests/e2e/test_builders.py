@@ -99,3 +99,18 @@ def test_builder_is_an_oci_image_with_pack_labels_and_inspectable(home: Path, sk
         json.loads(labels["io.buildpacks.builder.metadata"])["stack"]["runImage"]["image"]
         == "pybuild/run:tiny"
     )
+
+
+def test_embedded_builder_made_from_other_buildpacks_is_made_again(home: Path) -> None:
+    """An upgrade (or a changed checkout) never leaves the embedded builder on stale buildpacks."""
+    record = home / "builders" / "pybuild_builder_tiny" / "source.sha256"
+    current = record.read_text()
+    record.write_text("made by an older pybuild\n")
+    app = str(ROOT / "samples" / "procfile-shell")
+
+    stale = pybuild("build", "app", "--path", app, "--builder", TINY_BUILDER)
+
+    assert f"Creating builder {TINY_BUILDER} (its buildpacks or builder.toml changed)" in stale.stdout
+    assert record.read_text() == current
+    again = pybuild("build", "app2", "--path", app, "--builder", TINY_BUILDER)
+    assert "Creating builder" not in again.stdout + again.stderr

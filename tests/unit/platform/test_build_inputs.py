@@ -138,7 +138,7 @@ def test_names_are_spelled_as_the_build_spells_them(name: str, tmp_path: Path) -
     assert build_inputs.repository_of(name) == base.repository_of(name)
     cache_name = build_inputs.repository_of(name)
     assert build_inputs.cache_dir_name(cache_name) == cache_dir._dir_name(cache_name)
-    assert build_inputs.builder_dir(tmp_path, name) == builders._builder_dir(name, tmp_path)
+    assert build_inputs.builder_dir(tmp_path, name) == builders.builder_dir(name, tmp_path)
 
 
 @pytest.mark.parametrize("name", [".", "..", "a" * 300, "x/" * 120])
