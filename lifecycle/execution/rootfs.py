@@ -22,16 +22,24 @@ import stat
 import subprocess
 import tarfile
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-from lifecycle.errors import DigestMismatch, ImageError
+from lifecycle.errors import DigestMismatch, ImageError, PybuildError
 from lifecycle.oci.image import Image
 from lifecycle.oci.layer import Layer
 from lifecycle.oci.limits import LayerBudget
 
-__all__ = ["MOUNT_FILES", "MOUNT_POINTS", "chain_id", "extract_archive", "extract_rootfs", "rootfs_cache"]
+__all__ = [
+    "MOUNT_FILES",
+    "MOUNT_POINTS",
+    "chain_id",
+    "extract_archive",
+    "extract_rootfs",
+    "resolve_inside",
+    "rootfs_cache",
+]
 
 # Directories bwrap binds over; a read-only root must already have them.
 MOUNT_POINTS = ("workspace", "layers", "platform", "cnb/buildpacks", "tmp", "proc", "dev", "sys")
@@ -213,10 +221,24 @@ def _apply_member(tar: tarfile.TarFile, member: tarfile.TarInfo, dest: Path) -> 
 
 
 def _inside(root: Path, parts: Sequence[str], *, create: bool) -> Path:
+    """The real directory ``parts`` names in ``root`` (see `resolve_inside`); ``create`` makes
+    missing directories, 0755."""
+    return resolve_inside(root, parts, make_dir=(lambda path: os.mkdir(path, 0o755)) if create else None)
+
+
+def resolve_inside(
+    root: Path,
+    parts: Sequence[str],
+    *,
+    make_dir: Callable[[Path], None] | None = None,
+    error: type[PybuildError] = ImageError,
+    action: str = "read layer",
+) -> Path:
     """The real directory ``parts`` names in ``root``, symlinks followed as if ``root`` were ``/``.
 
-    The result has no symlink in it below ``root``. Missing directories are made with
-    ``create``; without it a missing one raises ``FileNotFoundError``.
+    The result has no symlink in it below ``root``. A missing directory is made with
+    ``make_dir``; without it, it raises ``FileNotFoundError``. A loop of links or a part that
+    is not a directory is ``error(action, ...)``.
     """
     resolved: list[str] = []
     pending = list(parts)
@@ -232,14 +254,14 @@ def _inside(root: Path, parts: Sequence[str], *, create: bool) -> Path:
         try:
             mode = os.lstat(here).st_mode
         except FileNotFoundError:
-            if not create:
+            if make_dir is None:
                 raise
-            os.mkdir(here, 0o755)
+            make_dir(here)
             mode = stat.S_IFDIR
         if stat.S_ISLNK(mode):
             links += 1
             if links > _MAX_LINKS:
-                raise ImageError("read layer", f"{'/'.join(parts)}: too many levels of symbolic links")
+                raise error(action, f"/{'/'.join(parts)}: too many levels of symbolic links")
             target = os.readlink(here)
             if target.startswith("/"):
                 resolved = []
@@ -247,9 +269,7 @@ def _inside(root: Path, parts: Sequence[str], *, create: bool) -> Path:
         elif stat.S_ISDIR(mode):
             resolved.append(part)
         else:
-            raise ImageError(
-                "read layer", f"{'/'.join(parts)}: {'/'.join([*resolved, part])} is not a directory"
-            )
+            raise error(action, f"/{'/'.join(parts)}: /{'/'.join([*resolved, part])} is not a directory")
     return root.joinpath(*resolved)
 
 

@@ -21,11 +21,9 @@ from pathlib import Path, PurePosixPath
 
 from lifecycle.errors import ExtendError, ImageError
 from lifecycle.execution.extend_sandbox import IdShift
-from lifecycle.execution.rootfs import extract_archive
+from lifecycle.execution.rootfs import extract_archive, resolve_inside
 
 __all__ = ["copy_into", "home_of", "lookup_user", "make_workdir"]
-
-_MAX_LINKS = 40
 
 
 def lookup_user(root: Path, user: str) -> tuple[int, int]:
@@ -75,39 +73,24 @@ def make_workdir(root: Path, path: str, shift: IdShift) -> None:
 
 def _resolve(root: Path, parts: Sequence[str], *, shift: IdShift | None = None) -> Path:
     """The real directory ``parts`` names inside ``root``; with ``shift``, missing ones are made."""
-    resolved: list[str] = []
-    pending = [part for part in parts if part not in ("", "/", ".")]
-    links = 0
-    while pending:
-        part = pending.pop(0)
-        if part in ("", "."):
-            continue
-        if part == "..":
-            del resolved[-1:]
-            continue
-        here = root.joinpath(*resolved, part)
-        try:
-            mode = os.lstat(here).st_mode
-        except FileNotFoundError:
-            if shift is None:
-                raise ExtendError(
-                    "resolve path in image", f"/{'/'.join([*resolved, part])} does not exist"
-                ) from None
-            os.mkdir(here, 0o755)
-            os.lchown(here, shift.to_host(0), shift.to_host(0))
-            mode = stat.S_IFDIR
-        if stat.S_ISLNK(mode):
-            links += 1
-            if links > _MAX_LINKS:
-                raise ExtendError("resolve path in image", f"/{'/'.join(parts)}: too many symbolic links")
-            target = os.readlink(here)
-            resolved = [] if target.startswith("/") else resolved
-            pending[:0] = target.split("/")
-        elif stat.S_ISDIR(mode):
-            resolved.append(part)
-        else:
-            raise ExtendError("resolve path in image", f"/{'/'.join([*resolved, part])} is not a directory")
-    return root.joinpath(*resolved)
+
+    def make_dir(path: Path) -> None:
+        assert shift is not None
+        os.mkdir(path, 0o755)
+        os.lchown(path, shift.to_host(0), shift.to_host(0))
+
+    wanted = [part for part in parts if part not in ("", "/", ".")]
+    try:
+        return resolve_inside(
+            root,
+            wanted,
+            make_dir=make_dir if shift else None,
+            error=ExtendError,
+            action="resolve path in image",
+        )
+    except FileNotFoundError as exc:
+        missing = Path(exc.filename or "").relative_to(root) if exc.filename else Path(*wanted)
+        raise ExtendError("resolve path in image", f"/{missing} does not exist") from None
 
 
 def copy_into(
