@@ -11,31 +11,10 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from support.cli import ROOT, TINY_BUILDER, last_line, pybuild
+from support.cli import ROOT, TINY_BUILDER, last_line, ok, phase, pybuild
 
 FIXTURES = ROOT / "tests" / "fixtures" / "buildpacks"
 RUN_IMAGE = "pybuild/run:tiny"
-
-
-def phase(
-    name: str, *args: str, env: dict[str, str] | None = None, api: str | None = "0.15"
-) -> subprocess.CompletedProcess[str]:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("CNB_")}
-    environ.update({"CNB_PLATFORM_API": api} if api else {})
-    environ.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "lifecycle", "lifecycle", name, *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=ROOT,
-        env=environ,
-    )
-
-
-def ok(proc: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
-    assert proc.returncode == 0, f"exit {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
-    return proc
 
 
 def install(buildpacks: Path, *fixtures: str) -> None:

@@ -8,12 +8,10 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-import os
 import re
 import shutil
 import socket
 import subprocess
-import sys
 import threading
 import tomllib
 from collections.abc import Iterator
@@ -21,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from support.cli import ROOT
+from support.cli import ROOT, ok, phase
 from support.dockerd import DockerDaemon
 from support.registry import Registry, RegistryFactory
 from support.tools import Tool
@@ -37,24 +35,6 @@ class Workspace:
     env: dict[str, str]
     app: Path
     layers: Path
-
-
-def phase(name: str, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("CNB_")}
-    environ.update({"CNB_PLATFORM_API": "0.15", **env})
-    return subprocess.run(
-        [sys.executable, "-m", "lifecycle", "lifecycle", name, *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=ROOT,
-        env=environ,
-    )
-
-
-def ok(proc: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
-    assert proc.returncode == 0, f"exit {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
-    return proc
 
 
 @pytest.fixture

@@ -32,3 +32,26 @@ def pybuild(
 
 def last_line(proc: subprocess.CompletedProcess[str]) -> str:
     return proc.stdout.strip().splitlines()[-1]
+
+
+def phase(
+    name: str, *args: str, env: dict[str, str] | None = None, api: str | None = "0.15"
+) -> subprocess.CompletedProcess[str]:
+    """Run ``pybuild lifecycle NAME``: no ``CNB_*`` from this process, ``CNB_PLATFORM_API`` = ``api``."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("CNB_")}
+    environ.update({"CNB_PLATFORM_API": api} if api else {})
+    environ.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "lifecycle", "lifecycle", name, *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+        env=environ,
+    )
+
+
+def ok(proc: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
+    """``proc``, once it is known to have exited 0 (else its output in the failure)."""
+    assert proc.returncode == 0, f"exit {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
+    return proc
