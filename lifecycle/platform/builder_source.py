@@ -1,24 +1,28 @@
 """What a builder was made from: a fingerprint of its builder.toml and the local buildpacks it names.
 
-`pybuild builder create` records it in the builder dir (``source.sha256``). The builders pybuild
-embeds (``KNOWN_BUILDERS``) are made on first use from this checkout; when pybuild is upgraded
-or its buildpacks change, the recorded fingerprint no longer matches and the builder is made
-again, instead of building with stale buildpacks forever.
+`pybuild builder create` records it in the builder dir (``source.json``: the fingerprint and the
+builder.toml it was made from). The builders pybuild embeds (``KNOWN_BUILDERS``) are made on
+first use from pybuild's own files; when pybuild is upgraded or its buildpacks change, the
+recorded fingerprint no longer matches and the builder is made again, instead of building with
+stale buildpacks forever. A builder the user made under such a name from another builder.toml
+is theirs and is left alone.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import stat
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 
 from lifecycle import __version__
 
-__all__ = ["RECORD", "recorded", "source_fingerprint"]
+__all__ = ["RECORD", "Source", "recorded", "source_fingerprint"]
 
-RECORD = "source.sha256"
+RECORD = "source.json"
 
 
 def source_fingerprint(config_path: Path) -> str:
@@ -44,10 +48,25 @@ def source_fingerprint(config_path: Path) -> str:
     return digest.hexdigest()
 
 
-def recorded(builder_dir: Path) -> str | None:
+@dataclass(frozen=True)
+class Source:
+    fingerprint: str
+    config: str  # the builder.toml, resolved
+
+    @classmethod
+    def of(cls, config_path: Path) -> Source:
+        return cls(source_fingerprint(config_path), str(config_path.resolve()))
+
+    def dumps(self) -> str:
+        return json.dumps({"fingerprint": self.fingerprint, "config": self.config}, sort_keys=True) + "\n"
+
+
+def recorded(builder_dir: Path) -> Source | None:
+    """What the builder in ``builder_dir`` was made from; None if unknown (an older pybuild)."""
     try:
-        return (builder_dir / RECORD).read_text().strip() or None
-    except OSError:
+        data = json.loads((builder_dir / RECORD).read_text())
+        return Source(str(data["fingerprint"]), str(data["config"]))
+    except (OSError, ValueError, KeyError, TypeError):
         return None
 
 

@@ -175,9 +175,9 @@ def _create(
         return created
     for leftover in [*staging.glob("bp-*"), staging / "blobs"]:
         shutil.rmtree(leftover, ignore_errors=True)
-    from lifecycle.platform.builder_source import RECORD, source_fingerprint
+    from lifecycle.platform.builder_source import RECORD, Source
 
-    (staging / RECORD).write_text(source_fingerprint(config_path) + "\n")
+    (staging / RECORD).write_text(Source.of(config_path).dumps())
     if dest.exists():
         shutil.rmtree(dest)
     staging.rename(dest)

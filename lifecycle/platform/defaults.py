@@ -55,7 +55,13 @@ def ensure_default_builder(store: LocalStore, info: Callable[[str], None]) -> No
 
 
 def _current(name: str, builder_dir: Path) -> bool:
-    from lifecycle.platform.builder_source import recorded, source_fingerprint
+    """Made from pybuild's own builder.toml as it is now, or from the user's own (theirs)."""
+    from lifecycle.platform.builder_source import Source, recorded
 
-    _, config = KNOWN_BUILDERS[name]
-    return recorded(builder_dir) == source_fingerprint(source_root() / config)
+    config = source_root() / KNOWN_BUILDERS[name][1]
+    if not config.is_file():
+        return True  # nothing to compare with: keep what there is
+    made_from = recorded(builder_dir)
+    if made_from is not None and made_from.config != str(config.resolve()):
+        return True
+    return made_from == Source.of(config)

@@ -103,7 +103,7 @@ def test_builder_is_an_oci_image_with_pack_labels_and_inspectable(home: Path, sk
 
 def test_embedded_builder_made_from_other_buildpacks_is_made_again(home: Path) -> None:
     """An upgrade (or a changed checkout) never leaves the embedded builder on stale buildpacks."""
-    record = home / "builders" / "pybuild_builder_tiny" / "source.sha256"
+    record = home / "builders" / "pybuild_builder_tiny" / "source.json"
     current = record.read_text()
     record.write_text("made by an older pybuild\n")
     app = str(ROOT / "samples" / "procfile-shell")
@@ -114,3 +114,20 @@ def test_embedded_builder_made_from_other_buildpacks_is_made_again(home: Path) -
     assert record.read_text() == current
     again = pybuild("build", "app2", "--path", app, "--builder", TINY_BUILDER)
     assert "Creating builder" not in again.stdout + again.stderr
+
+
+def test_users_own_builder_under_an_embedded_name_is_left_alone(home: Path, tmp_path: Path) -> None:
+    config = tmp_path / "builder.toml"
+    config.write_text(
+        f'[[buildpacks]]\nuri = "{ROOT / "buildpacks" / "procfile"}"\n\n'
+        '[[order]]\n  [[order.group]]\n  id = "pybuild/procfile"\n\n'
+        '[build]\nimage = "pybuild/build:tiny"\n\n[[run.images]]\nimage = "pybuild/run:tiny"\n'
+    )
+    pybuild("builder", "create", TINY_BUILDER, "--config", str(config))
+    app = str(ROOT / "samples" / "procfile-shell")
+
+    built = pybuild("build", "app", "--path", app, "--builder", TINY_BUILDER)
+
+    assert "Creating builder" not in built.stdout + built.stderr
+    record = json.loads((home / "builders" / "pybuild_builder_tiny" / "source.json").read_text())
+    assert record["config"] == str(config.resolve())
