@@ -2,7 +2,10 @@
 
 The extracted rootfs is mounted read-only as ``/``; the app, layers and
 platform dirs are bound at ``/workspace``, ``/layers`` and ``/platform``, each
-buildpack read-only at ``/cnb/buildpacks/<escaped id>/<version>``. The process runs as
+buildpack read-only at ``/cnb/buildpacks/<escaped id>/<version>``. Of ``/layers``, a
+buildpack may write only its own dirs (``/layers/<escaped id>`` and its plan file's scratch
+dir): the rest is bound read-only, so no buildpack alters another's layers or the
+lifecycle's files (``group.toml``, ``plan.toml``). The process runs as
 the build image's ``CNB_USER_ID:CNB_GROUP_ID`` in fresh namespaces, sharing the
 network unless told not to (DESIGN.md "how buildpacks run").
 
@@ -93,7 +96,8 @@ class BwrapRunner:
 
         ``fds`` (secret id -> an open fd holding its value) are mounted at ``/platform/secrets``."""
         staging = self.staging
-        argv = [bwrap, *self._mounts(workspace, staging), *bwrap_secret_args(fds or {})]
+        argv = [bwrap, *self._mounts(workspace, staging, request.writable_layers)]
+        argv += bwrap_secret_args(fds or {})
         argv += _confine(self.uid, self.gid)
         argv += _network(self.rootfs, self.network, staging)
         argv += ["--chdir", request.cwd, "--clearenv"]
@@ -101,16 +105,29 @@ class BwrapRunner:
             argv += ["--setenv", name, value]
         return [*argv, "--", *request.argv]
 
-    def _mounts(self, workspace: Workspace, staging: Staging) -> list[str]:
+    def _mounts(self, workspace: Workspace, staging: Staging, writable: tuple[str, ...] | None) -> list[str]:
         args = ["--ro-bind", staging.path(self.rootfs), "/", *_KERNEL_FS]
         args += ["--bind", staging.path(workspace.app), "/workspace"]
-        args += ["--bind", staging.path(workspace.layers), "/layers"]
+        layers = staging.path(workspace.layers)
+        if writable is None:
+            args += ["--bind", layers, "/layers"]
+        else:  # read-only, but for the process's own dirs: no buildpack alters another's layers
+            args += ["--ro-bind", layers, "/layers"]
+            for rel in writable:
+                args += ["--bind", f"{layers}/{_relative(rel)}", f"/layers/{_relative(rel)}"]
         args += ["--ro-bind", staging.path(workspace.platform), "/platform", "--tmpfs", "/cnb/buildpacks"]
         for key, host_dir in sorted(workspace.buildpacks.items()):
             args += ["--ro-bind", staging.path(host_dir), buildpack_path(key)]
         if self.ca_bundle and self.ca_bundle.is_file() and (self.rootfs / "etc/ssl/certs").is_dir():
             args += ["--ro-bind", staging.path(self.ca_bundle), _CA_IN_IMAGE]
         return args
+
+
+def _relative(rel: str) -> str:
+    parts = rel.split("/")
+    if not rel or any(part in ("", ".", "..") for part in parts):
+        raise PybuildError("start buildpack", f"writable layers dir {rel!r} is not a plain relative path")
+    return rel
 
 
 def _bwrap(action: str) -> str:

@@ -92,7 +92,7 @@ class BuildpackExecutor:
 
     def _scratch(self, phase: str, buildpack: BuildpackDescriptor) -> tuple[Path, str]:
         """A per-buildpack plan file: host path and sandbox path."""
-        relative = f"{SCRATCH}/{phase}/{escape_id(buildpack.buildpack.id)}/plan.toml"
+        relative = f"{_scratch_dir(phase, buildpack)}/plan.toml"
         host = self.workspace.layers / relative
         host.parent.mkdir(parents=True, exist_ok=True)
         host.unlink(missing_ok=True)
@@ -109,7 +109,7 @@ class BuildpackExecutor:
         if not buildpack.features.positional_args_only:
             values["CNB_BUILD_PLAN_PATH"] = plan_path
         argv = [f"{self.paths.buildpacks[buildpack.ref]}/bin/detect", self.paths.platform, plan_path]
-        code = self._run(argv, values)
+        code = self._run(argv, values, (_scratch_dir("detect", buildpack),))
         if code == 100:
             return DetectOutcome(DetectStatus.FAIL)
         if code != 0:
@@ -137,11 +137,18 @@ class BuildpackExecutor:
             self.paths.platform,
             plan_path,
         ]
-        return self._run(argv, values)
+        own = escape_id(buildpack.buildpack.id)
+        return self._run(argv, values, (own, _scratch_dir("build", buildpack)))
 
-    def _run(self, argv: list[str], env: dict[str, str]) -> int:
-        request = ProcessRequest(argv, env, self.paths.app, self.secrets)
+    def _run(self, argv: list[str], env: dict[str, str], writable: tuple[str, ...]) -> int:
+        """Run in the sandbox; of the layers dir only ``writable`` (its own dirs) may change."""
+        request = ProcessRequest(argv, env, self.paths.app, self.secrets, writable)
         return self.runner.run(request, self.workspace, self.output)
+
+
+def _scratch_dir(phase: str, buildpack: BuildpackDescriptor) -> str:
+    """The buildpack's own scratch dir of ``phase`` (its plan file), relative to the layers dir."""
+    return f"{SCRATCH}/{phase}/{escape_id(buildpack.buildpack.id)}"
 
 
 def _not_runnable(executable: Path) -> str | None:

@@ -45,6 +45,9 @@ class ProcessRequest:
     env: Mapping[str, str]
     cwd: str
     secrets: Secrets = NO_SECRETS  # mounted at <platform>/secrets/<id> for this process only
+    # Dirs under the layers dir (relative) this process may write; None: all of it. A runner
+    # that can confine mounts the rest read-only (bwrap); others may give more.
+    writable_layers: tuple[str, ...] | None = None
 
 
 class Runner(Protocol):

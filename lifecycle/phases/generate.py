@@ -69,15 +69,22 @@ def _extension_env(executor: BuildpackExecutor, extension: ExtensionDir, env: En
 
 
 def _scratch_plan(executor: BuildpackExecutor, phase: str, extension: ExtensionDir) -> tuple[Path, str]:
-    relative = f"{SCRATCH}/{phase}-extension/{escape_id(extension.descriptor.extension.id)}/plan.toml"
+    relative = f"{_scratch_dir(phase, extension)}/plan.toml"
     host = executor.workspace.layers / relative
     host.parent.mkdir(parents=True, exist_ok=True)
     host.unlink(missing_ok=True)
     return host, f"{executor.paths.layers}/{relative}"
 
 
-def _run(executor: BuildpackExecutor, argv: list[str], env: Mapping[str, str]) -> int:
-    request = ProcessRequest(argv, env, executor.paths.app)
+def _scratch_dir(phase: str, extension: ExtensionDir) -> str:
+    return f"{SCRATCH}/{phase}-extension/{escape_id(extension.descriptor.extension.id)}"
+
+
+def _run(
+    executor: BuildpackExecutor, argv: list[str], env: Mapping[str, str], writable: tuple[str, ...]
+) -> int:
+    """Run in the sandbox; of the layers dir only ``writable`` (the extension's own dirs) may change."""
+    request = ProcessRequest(argv, env, executor.paths.app, writable_layers=writable)
     return executor.runner.run(request, executor.workspace, executor.output)
 
 
@@ -97,7 +104,8 @@ def detect_extension(
     values = _extension_env(executor, extension, env)
     values["CNB_BUILD_PLAN_PATH"] = plan_path
     sandbox_dir = executor.paths.buildpacks[ref]
-    code = _run(executor, [f"{sandbox_dir}/bin/detect", executor.paths.platform, plan_path], values)
+    argv = [f"{sandbox_dir}/bin/detect", executor.paths.platform, plan_path]
+    code = _run(executor, argv, values, (_scratch_dir("detect", extension),))
     if code == 100:
         return DetectResult(DetectStatus.FAIL, extension=True), ""
     if code != 0:
@@ -203,7 +211,8 @@ class Generator:
         output_path = f"{self.executor.paths.layers}/{GENERATED}/{name}"
         values.update(CNB_OUTPUT_DIR=output_path, CNB_BP_PLAN_PATH=plan_path)
         argv = [f"{self.executor.paths.buildpacks[ref]}/bin/generate", output_path]
-        code = _run(self.executor, [*argv, self.executor.paths.platform, plan_path], values)
+        own = (f"{GENERATED}/{name}", _scratch_dir("generate", extension))
+        code = _run(self.executor, [*argv, self.executor.paths.platform, plan_path], values, own)
         if code != 0:
             raise GenerateFailed(
                 f"generate with {ref}",

@@ -3,9 +3,11 @@
 Resolve the builder, run image, target and cache; prepare the workspace; run analyze,
 detect, restore, build and export with one executor; write the image to its target, then
 the cache (EXP-14: cache failures only warn). Image extensions (DET-16) generate, switch
-and extend between detect and export (``build_extensions``). A rebuild reuses what did not change: layer
-metadata and cached contents come back (RES-*), unchanged layers are reused by reference
-(EXP-3, EXP-7), and a blob compressed once on this machine is not compressed again.
+and extend between detect and export (``build_extensions``); ``build_images`` reads the user,
+env and target off the images, ``build_export`` assembles the exporter's inputs. A rebuild
+reuses what did not change: layer metadata and cached contents come back (RES-*), unchanged
+layers are reused by reference (EXP-3, EXP-7), and a blob compressed once on this machine is
+not compressed again.
 Build secrets (``--secret``, ``lifecycle.platform.secrets``) reach bin/detect and bin/build
 only; every logged line is masked and every layer tar, the cache's too, is searched for them
 before the image is written.
@@ -15,32 +17,25 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import datetime
-import functools
-import os
 import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 from lifecycle.backends.base import repository_of
 from lifecycle.backends.store import LocalStore, pybuild_home
-from lifecycle.cnb import write_toml
 from lifecycle.cnb.buildpack import BuildpackDescriptor
 from lifecycle.cnb.layers import ConfigMetadata
 from lifecycle.cnb.order import GroupElement, OrderEntry, OrderGroup
-from lifecycle.cnb.plan import PlanToml
-from lifecycle.env import Env, filter_platform_env, read_user_env
-from lifecycle.errors import ConfigError, ExitCode, PybuildError
+from lifecycle.env import filter_platform_env, read_user_env
+from lifecycle.errors import ConfigError, PybuildError
 from lifecycle.execution.bwrap import HOST_CA_BUNDLE, BwrapRunner
-from lifecycle.execution.executor import BuildpackExecutor, TargetInfo
+from lifecycle.execution.executor import BuildpackExecutor
 from lifecycle.execution.host import HostRunner
 from lifecycle.execution.rootfs import rootfs_cache
 from lifecycle.execution.runner import Runner, Workspace
 from lifecycle.execution.secrets import NO_SECRETS, Secrets
-from lifecycle.launcher import LaunchPlan
 from lifecycle.oci.image import Image
 from lifecycle.phases.analyze import Analysis, analyze, write_analyzed_toml
 from lifecycle.phases.build import Builder as BuildPhase
@@ -48,23 +43,23 @@ from lifecycle.phases.build import BuildInputs
 from lifecycle.phases.cache import LayerCache
 from lifecycle.phases.cache_writer import Cacher
 from lifecycle.phases.detect import Detector
-from lifecycle.phases.detect_extensions import ExtensionOrder
 from lifecycle.phases.export import Exporter, ExportInputs
-from lifecycle.phases.generate import GeneratedDockerfile, GenerateResult, Generator
-from lifecycle.phases.launch import launch_files, previous_launch_plan
+from lifecycle.phases.generate import GenerateResult, Generator
 from lifecycle.phases.restore import RestoreInputs, Restorer
+from lifecycle.platform.build_export import export_inputs
 from lifecycle.platform.build_extensions import (
+    BuildImages,
     ExtendedImage,
+    ExtendSandbox,
     choose_extensions,
-    extend,
-    open_switched_run_image,
-    record_analyzed,
+    generate,
     record_extensions,
 )
+from lifecycle.platform.build_images import check_platform, image_user, sandbox_env, target_info
 from lifecycle.platform.build_inputs import Reuse
 from lifecycle.platform.build_reuse import Recording, start_recording
 from lifecycle.platform.builders import DEFAULT_BUILDER, Builder, BuildpackSource, load_builder
-from lifecycle.platform.cache import blob_index, find_known_layers, open_cache, previous_image
+from lifecycle.platform.cache import blob_index, open_cache, previous_image
 from lifecycle.platform.defaults import ensure_builder
 from lifecycle.platform.secrets import check_secrets
 from lifecycle.platform.targets import Target, daemon_store, open_target
@@ -120,34 +115,6 @@ class Phases:
         (self.warn or (lambda text: self.info(f"Warning: {text}")))(message)
 
 
-def _env_int(image: Image, name: str, default: int) -> int:
-    value = image.config.config.env_dict().get(name)
-    return int(value) if value and value.isdigit() else default
-
-
-def _target_info(run_image: Image) -> TargetInfo:
-    labels = run_image.labels
-    return TargetInfo(
-        os=run_image.config.os,
-        arch=run_image.config.architecture,
-        arch_variant=run_image.config.variant,
-        distro_name=labels.get("io.buildpacks.base.distro.name"),
-        distro_version=labels.get("io.buildpacks.base.distro.version"),
-    )
-
-
-def _check_platform(build_image: Image, run_image: Image, run_name: str) -> None:
-    """The app runs what the build image built: their os and architecture must agree (ANA-4)."""
-    b, r = build_image.config, run_image.config
-    if (b.os, b.architecture) != (r.os, r.architecture):
-        raise ConfigError(
-            "choose run image",
-            f"{run_name} is {r.os}/{r.architecture} but the build image is {b.os}/{b.architecture} "
-            "(use a run image for the same platform)",
-            exit_code=ExitCode.ANALYZE,
-        )
-
-
 def build(opts: BuildOptions, phases: Phases) -> BuildReport:
     check_secrets(opts.secrets, executor=opts.executor, env=opts.env)
     phases = _masked(phases, opts.secrets)
@@ -159,7 +126,7 @@ def build(opts: BuildOptions, phases: Phases) -> BuildReport:
     run_name = opts.run_image or builder.run_images[0].image
     run_source = open_target(run_name, home=home)  # the local store, or a registry for host/repo names
     run_image = run_source.store.image(run_source.name)
-    _check_platform(builder.base_image(store), run_image, run_name)
+    check_platform(builder.base_image(store), run_image, run_name)
     target = open_target(opts.image, create=True, home=home)
     cache = open_cache(
         home,
@@ -234,9 +201,7 @@ class _Context:
 
     @property
     def user(self) -> tuple[int, int]:
-        return _env_int(self.build_image, "CNB_USER_ID", 1000), _env_int(
-            self.build_image, "CNB_GROUP_ID", 1000
-        )
+        return image_user(self.build_image)
 
     def _runner(self) -> Runner:
         if self.opts.executor == "host":
@@ -293,7 +258,7 @@ class _Context:
         dirs.update({ref: e.path for ref, e in extensions.extensions.items()})
         workspace = Workspace(app, layers, platform, dirs)
         executor = self._executor(workspace)
-        base_env = filter_platform_env(opts.secrets.scrub_env(_sandbox_env(self.build_image, opts.executor)))
+        base_env = filter_platform_env(opts.secrets.scrub_env(sandbox_env(self.build_image, opts.executor)))
         user_env = read_user_env(platform)
         descriptors = {ref: s.descriptor for ref, s in sources.items()}
         phases.phase("DETECTING")
@@ -306,7 +271,8 @@ class _Context:
         generated = None
         if detector.group_extensions:
             self.group_extensions = tuple(detector.group_extensions)
-            generated = self._generate(work, extensions, plan, executor, base_env, user_env)
+            chosen = [extensions.extensions[e.ref] for e in self.group_extensions]
+            generated = self._generate(work, Generator(chosen, plan, executor, base_env, user_env))
             plan = generated.plan
             executor = self._executor(workspace)
         phases.phase("RESTORING")
@@ -316,67 +282,38 @@ class _Context:
         metadata = record_extensions(layers, BuildPhase(inputs, executor).build(), self.group_extensions)
         if generated is not None and generated.extend_run:
             phases.phase("EXTENDING (run)")
-            self.extended_run = self._extend(work, self.run_image, generated.run, "run")
+            self.extended_run = self._sandbox(work).extend(self.run_image, generated.run, "run")
         phases.phase("EXPORTING")
         exporter = Exporter(self._export_inputs(work, group, metadata, analysis))
         return exporter.export(), exporter
 
     def _executor(self, workspace: Workspace) -> BuildpackExecutor:
         """Runs bin/detect and bin/build with the build's secrets (image extensions get none)."""
-        target = _target_info(self.run_image)
+        target = target_info(self.run_image)
         return BuildpackExecutor(
             self._runner(), workspace, target, output=self.phases.output, secrets=self.opts.secrets
         )
 
-    def _generate(
-        self,
-        work: Path,
-        extensions: ExtensionOrder,
-        plan: PlanToml,
-        executor: BuildpackExecutor,
-        base_env: Env,
-        user_env: dict[str, str],
-    ) -> GenerateResult:
-        """Generate (91/92), then switch the run image and extend the build image as it says."""
-        phases, layers = self.phases, work / "layers"
-        phases.phase("GENERATING")
-        chosen = [extensions.extensions[e.ref] for e in self.group_extensions]
-        for extension in chosen:
-            phases.info(f"{extension.descriptor.extension.id} {extension.descriptor.extension.version}")
-        generated = Generator(chosen, plan, executor, base_env, user_env).generate()
-        write_toml(layers / "plan.toml", generated.plan)
-        if generated.run_image is not None:
-            known = [r.image for r in self.builder.run_images]
-            self.run_image = open_switched_run_image(generated.run_image, self.home, known, phases.warning)
-            self.run_name = generated.run_image
-            _check_platform(self.build_image, self.run_image, self.run_name)
-            phases.info(f"Run image {self.run_name} (chosen by an extension)")
-        record_analyzed(layers / "analyzed.toml", generated, self.run_name, self.builder.build_image)
-        if generated.build:
-            phases.phase("EXTENDING (build)")
-            self.build_image = self._extend(work, self.build_image, generated.build, "build").image
-        return generated
+    def _sandbox(self, work: Path) -> ExtendSandbox:
+        """Where extensions' Dockerfiles run, as the build image's user of the moment."""
+        rootfs = self.home / "cache" / "rootfs"
+        return ExtendSandbox(work, rootfs, self.opts.network, self.user, self.phases.info, self.phases.output)
 
-    def _extend(
-        self,
-        work: Path,
-        base: Image,
-        dockerfiles: tuple[GeneratedDockerfile, ...],
-        kind: Literal["build", "run"],
-    ) -> ExtendedImage:
-        extended = extend(
-            base,
-            dockerfiles,
-            kind=kind,
-            scratch=work / f"extend-{kind}",
-            rootfs_cache=self.home / "cache" / "rootfs",
-            network=self.opts.network,
-            user=self.user,
-            log=self.phases.info,
-            output=self.phases.output,
+    def _generate(self, work: Path, generator: Generator) -> GenerateResult:
+        """DET-16: generate, switch the run image and extend the build image (``build_extensions``)."""
+        images = BuildImages(self.build_image, self.run_name, self.run_image)
+        generated, images = generate(
+            generator,
+            builder=self.builder,
+            images=images,
+            sandbox=self._sandbox(work),
+            home=self.home,
+            phase=self.phases.phase,
+            warn=self.phases.warning,
         )
-        self.phases.info(f"Extended the {kind} image with {extended.layers} layer(s)")
-        return extended
+        self.build_image, self.run_image = images.build_image, images.run_image
+        self.run_name = images.run_name
+        return generated
 
     def _analyze(self, layers: Path) -> Analysis:
         """ANA-1, ANA-2: the previous image's label, and analyzed.toml."""
@@ -421,45 +358,25 @@ class _Context:
         except (OSError, PybuildError) as exc:  # the image is written: a cache failure only warns
             self.phases.warning(f"failed to save {self.cache.name}: {exc}")
 
-    def _mirrors(self) -> tuple[str, ...]:
-        """The builder's mirrors of the chosen run image (ANA-3), for rebase to find it (REB-1)."""
-        return next((r.mirrors for r in self.builder.run_images if r.image == self.run_name), ())
-
     def _export_inputs(
         self, work: Path, group: list[BuildpackDescriptor], metadata: ConfigMetadata, analysis: Analysis
     ) -> ExportInputs:
-        layers = work / "layers"
-        uid, gid = self.user
-        created = _created(self.opts.creation_time)
-
-        @functools.cache
-        def previous_plan() -> LaunchPlan | None:
-            if analysis.image is None or analysis.metadata is None:
-                return None
-            return previous_launch_plan(analysis.image, analysis.metadata)
-
-        extended = self.extended_run
-        return ExportInputs(
-            run_image=extended.image if extended else self.run_image,
-            extended_from=extended.base if extended else None,
-            run_image_name=self.run_name,
-            run_image_mirrors=self._mirrors(),
-            run_image_reference=f"{repository_of(self.run_name)}@{self.run_image.digest}",
-            group=tuple(group),
+        return export_inputs(
+            work,
+            builder=self.builder,
+            run_name=self.run_name,
+            run_image=self.run_image,
+            extended_run=self.extended_run,
+            group=group,
             metadata=metadata,
-            layers_dir=layers,
-            app_dir=work / "app",
-            scratch=work / "blobs",
-            launch_files=lambda meta: launch_files(meta, layers, group, previous_plan),
-            uid=uid,
-            gid=gid,
+            analysis=analysis,
+            user=self.user,
             process_type=self.opts.process_type,
-            previous_image=analysis.image,
-            previous_metadata=analysis.metadata,
-            find_layers=(find_known_layers(self.home, self.target),),
-            log=self.phases.info,
+            creation_time=self.opts.creation_time,
+            home=self.home,
+            target=self.target,
             secrets=self.opts.secrets,
-            **({"created": created} if created else {}),  # type: ignore[arg-type]
+            log=self.phases.info,
         )
 
 
@@ -471,20 +388,3 @@ def _masked(phases: Phases, secrets: Secrets) -> Phases:
     return dataclasses.replace(
         phases, output=secrets.masking(phases.output), info=secrets.masking(phases.info), warn=warn
     )
-
-
-def _created(epoch: int | None) -> str | None:
-    if epoch is None:
-        return None
-    stamp = datetime.datetime.fromtimestamp(epoch, datetime.UTC)
-    return stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _sandbox_env(build_image: Image, executor: str) -> dict[str, str]:
-    """The build image's env for sandboxed runs; this process's env for the host runner."""
-    if executor == "host":
-        return dict(os.environ)
-    env = build_image.config.config.env_dict()
-    env.setdefault("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-    env.setdefault("HOME", "/home/cnb")
-    return env

@@ -14,6 +14,7 @@ error (102).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,15 +28,19 @@ from lifecycle.cnb.order import GroupElement, OrderEntry, OrderGroup
 from lifecycle.errors import ConfigError, ExitCode, ExtendError, PybuildError
 from lifecycle.oci.image import Image
 from lifecycle.phases.detect_extensions import ExtensionOrder
-from lifecycle.phases.generate import GeneratedDockerfile, GenerateResult
+from lifecycle.phases.generate import GeneratedDockerfile, GenerateResult, Generator
+from lifecycle.platform.build_images import check_platform
 from lifecycle.platform.builders import Builder
 from lifecycle.platform.targets import open_target
 
 __all__ = [
+    "BuildImages",
+    "ExtendSandbox",
     "ExtendedImage",
     "check_experimental",
     "choose_extensions",
     "extend",
+    "generate",
     "open_switched_run_image",
     "record_analyzed",
     "record_extensions",
@@ -145,6 +150,76 @@ def extend(
         output=output,
     )
     return ExtendedImage(result.image, base, len(result.layers), result.rebasable)
+
+
+@dataclass(frozen=True)
+class ExtendSandbox:
+    """Where the extensions' Dockerfiles run: scratch under the build's work dir, the rootfs cache,
+    the network and the build image's user; `log` gets progress, `output` the Dockerfiles' output."""
+
+    work: Path
+    rootfs_cache: Path
+    network: str
+    user: tuple[int, int]
+    log: Log
+    output: Log
+
+    def extend(
+        self, base: Image, dockerfiles: Sequence[GeneratedDockerfile], kind: Literal["build", "run"]
+    ) -> ExtendedImage:
+        extended = extend(
+            base,
+            dockerfiles,
+            kind=kind,
+            scratch=self.work / f"extend-{kind}",
+            rootfs_cache=self.rootfs_cache,
+            network=self.network,
+            user=self.user,
+            log=self.log,
+            output=self.output,
+        )
+        self.log(f"Extended the {kind} image with {extended.layers} layer(s)")
+        return extended
+
+
+@dataclass(frozen=True)
+class BuildImages:
+    """The images a build runs in and on: generate may switch the run image, extend the build image."""
+
+    build_image: Image
+    run_name: str
+    run_image: Image
+
+
+def generate(
+    generator: Generator,
+    *,
+    builder: Builder,
+    images: BuildImages,
+    sandbox: ExtendSandbox,
+    home: Path,
+    phase: Log,
+    warn: Log,
+) -> tuple[GenerateResult, BuildImages]:
+    """Generate (91/92), then switch the run image and extend the build image as it says."""
+    layers = sandbox.work / "layers"
+    phase("GENERATING")
+    for extension in generator.extensions:
+        sandbox.log(f"{extension.descriptor.extension.id} {extension.descriptor.extension.version}")
+    generated = generator.generate()
+    write_toml(layers / "plan.toml", generated.plan)
+    if generated.run_image is not None:
+        known = [r.image for r in builder.run_images]
+        run_image = open_switched_run_image(generated.run_image, home, known, warn)
+        images = dataclasses.replace(images, run_name=generated.run_image, run_image=run_image)
+        check_platform(images.build_image, images.run_image, images.run_name)
+        sandbox.log(f"Run image {images.run_name} (chosen by an extension)")
+    record_analyzed(layers / "analyzed.toml", generated, images.run_name, builder.build_image)
+    if generated.build:
+        phase("EXTENDING (build)")
+        extended = sandbox.extend(images.build_image, generated.build, "build")
+        images = dataclasses.replace(images, build_image=extended.image)
+    return generated, images
 
 
 def record_analyzed(path: Path, generated: GenerateResult, run_name: str, build_image: str) -> None:
