@@ -24,7 +24,7 @@ from support.cli import ROOT, TINY_BUILDER
 from support.dockerd import DockerDaemon, docker_daemon
 from support.images import OciImage, busybox_rootfs_tar, write_oci_layout
 from support.registry import Registry, RegistryFactory, running_registry
-from support.tools import Tool, require_tool, unavailable
+from support.tools import Tool, require_root, require_tool, unavailable
 
 from lifecycle.backends.layout import Layout
 from lifecycle.oci.validate import validate
@@ -130,6 +130,12 @@ def busybox_rootfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def busybox_image(tmp_path_factory: pytest.TempPathFactory, busybox_rootfs: Path) -> OciImage:
     return write_oci_layout(tmp_path_factory.mktemp("busybox-oci"), busybox_rootfs, "latest")
+
+
+@pytest.fixture
+def as_root() -> None:
+    """Root only: staging mounts and handing files to another uid (CI runs as root)."""
+    require_root("this test mounts or gives files to another uid")
 
 
 @pytest.fixture(scope="session")

@@ -10,10 +10,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import pytest
+import yaml
 from support.cli import ROOT
-
-yaml = pytest.importorskip("yaml")
 
 PHASES = {"analyzer", "detector", "restorer", "builder", "exporter"}
 _CONTAINER = {

@@ -22,7 +22,7 @@ import pytest
 from support.cli import ROOT, ok, phase
 from support.dockerd import DockerDaemon
 from support.registry import Registry, RegistryFactory
-from support.tools import Tool
+from support.tools import Tool, unavailable
 
 from lifecycle.backends.layout import Layout
 from lifecycle.backends.store import LocalStore
@@ -192,7 +192,7 @@ def non_loopback(registry: Registry) -> Iterator[str]:
         None,
     )
     if address is None:
-        pytest.skip("this machine has no non-loopback IPv4 address")
+        unavailable("this machine has no non-loopback IPv4 address")
     upstream_host, upstream_port = registry.host.rsplit(":", 1)
     listener = socket.create_server((address, 0))
     listener.settimeout(0.2)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from support.images import OciImage
-from support.tools import Tool
+from support.tools import Tool, require_root
 
 from lifecycle.backends.layout import Layout
 from lifecycle.execution import sandbox_stage
@@ -23,7 +23,10 @@ from lifecycle.execution.runner import ProcessRequest, Workspace
 from lifecycle.execution.sandbox_stage import StagedNamespace
 from lifecycle.execution.secrets import Secret, Secrets
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the staged namespace is made only as root")
+
+@pytest.fixture(autouse=True)
+def _as_root() -> None:
+    require_root("the staged namespace is made only as root")
 
 
 def _workspace(tmp_path: Path) -> Workspace:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from support.homes import use_stack_cache
-from support.tools import Tool, require_tool
+from support.tools import Tool, require_root, require_tool
 
 from lifecycle.backends.store import LocalStore
 from lifecycle.cnb.dockerfile import parse_dockerfile
@@ -27,7 +27,11 @@ from lifecycle.phases.extend import DockerfileStep, ExtendResult, extend_image
 from lifecycle.platform.stacks import Role, build_stack
 
 STACKS = Path(__file__).parents[2] / "stacks"
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the id-range user namespace needs root")
+
+
+@pytest.fixture(autouse=True)
+def _as_root() -> None:
+    require_root("the id-range user namespace needs root")
 
 
 def stack_images(tmp_path_factory: pytest.TempPathFactory, stack_cache: Path, name: str) -> dict[Role, Image]:

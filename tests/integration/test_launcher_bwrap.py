@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.tools import unavailable
 
 from lifecycle.launcher import (
     LAUNCHER_MODE,
@@ -32,10 +33,7 @@ from lifecycle.launcher import (
     scan_layers,
 )
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed"),
-]
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("bwrap")]
 
 IMAGE_ENV = {
     "CNB_LAYERS_DIR": "/layers",
@@ -213,13 +211,13 @@ def image(request: pytest.FixtureRequest, tmp_path: Path) -> FakeImage:
     """The run image flavours: Debian's dash, busybox alone, and bash as /bin/sh (in posix mode)."""
     (tmp_path / "image").mkdir()
     if request.param in ("dash", "bash") and not _dash_is_sh():
-        pytest.skip("this host's /bin/sh is not dash")
+        unavailable("this host's /bin/sh is not dash: apt-get install dash")
     if request.param == "dash":
         return FakeImage(tmp_path / "image", _host_root(), bash="/usr/bin/bash")
     if request.param == "bash":
         return FakeImage(tmp_path / "image", [*_host_root(), "--ro-bind", "/usr/bin/bash", "/usr/bin/dash"])
     if shutil.which("busybox") is None:
-        pytest.skip("busybox is not installed")
+        unavailable("busybox is not installed: apt-get install busybox-static")
     return FakeImage(tmp_path / "image", _busybox_root(tmp_path / "rootfs"))
 
 
@@ -460,7 +458,7 @@ def test_legacy_shell_process_script_and_tokens(image: FakeImage) -> None:
 
 def test_profile_d_runs_in_bash_where_the_image_has_it(tmp_path: Path) -> None:
     if not _dash_is_sh() or not Path("/usr/bin/bash").exists():
-        pytest.skip("needs dash as /bin/sh and bash beside it")
+        unavailable("needs dash as /bin/sh and bash beside it: apt-get install dash bash")
     image = FakeImage(tmp_path, _host_root(), bash="/usr/bin/bash")
     image.layer("acme/app", "rt", {"profile.d/bashism.sh": "[[ -n $BASH_VERSION ]] && export BASHISM=yes\n"})
     image.export(_proc("web"))

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from support.cli import ROOT, TINY_BUILDER, last_line, pybuild
 from support.registry import Registry
+from support.tools import unavailable
 
 from lifecycle.backends.layout import Layout
 from lifecycle.oci.validate import validate
@@ -140,7 +141,7 @@ def test_kill_9_during_publish_and_remote_rebase_leaves_every_registry_tag_valid
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 48 MB tmpfs (root only), unmounted afterwards."""
     if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
+        unavailable("mounting a tmpfs needs root: run the tests as root")
     mount = tmp_path / "small"
     mount.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", str(mount)], check=True)

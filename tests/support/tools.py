@@ -30,6 +30,12 @@ def unavailable(reason: str) -> NoReturn:
     pytest.skip(reason)
 
 
+def require_root(why: str) -> None:
+    """`unavailable` unless this process is root (CI runs as root)."""
+    if os.geteuid() != 0:
+        unavailable(f"{why}: run the tests as root")
+
+
 def require_tool(name: str, package: str) -> str:
     """The absolute path of executable `name`, or `unavailable` naming the Debian package to install."""
     path = shutil.which(name)

@@ -73,7 +73,7 @@ def _mount_namespaces() -> set[str]:
     return {link for link in links if link.startswith("mnt:[") and link != own}
 
 
-root_only = pytest.mark.skipif(os.geteuid() != 0, reason="staging mounts needs root")
+root_only = pytest.mark.usefixtures("as_root")
 
 
 def test_only_root_gets_a_sandbox_host_user_and_the_default_is_the_dedicated_id() -> None:
@@ -302,7 +302,7 @@ def test_a_failed_staging_raises_one_line_and_holds_nothing(tmp_path: Path) -> N
     assert _mount_namespaces() <= held
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="giving files to another uid needs root")
+@root_only
 def test_hand_over_gives_every_entry_to_the_sandbox_user_without_following_links(tmp_path: Path) -> None:
     outside = tmp_path / "outside"
     outside.write_text("host file")

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.tools import unavailable
 
 from lifecycle.launcher import (
     PLAN_PATH,
@@ -46,7 +47,7 @@ def _require(shell: list[str]) -> list[str]:
     """The shell command with an absolute path, since PATH is part of what the tests vary."""
     path = shutil.which(shell[0])
     if path is None:
-        pytest.skip(f"{shell[0]} is not installed")
+        unavailable(f"{shell[0]} is not installed: apt-get install {shell[0]}")
     return [path, *shell[1:]]
 
 

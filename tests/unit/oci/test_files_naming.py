@@ -6,6 +6,7 @@ import errno
 from pathlib import Path
 
 import pytest
+from support.tools import unavailable
 
 from lifecycle.oci.files import naming
 
@@ -13,7 +14,7 @@ from lifecycle.oci.files import naming
 def test_a_write_to_a_full_device_names_the_file() -> None:
     full = Path("/dev/full")
     if not full.exists():
-        pytest.skip("/dev/full is not available")
+        unavailable("/dev/full is not available on this machine")
     with (
         full.open("wb", buffering=0) as fh,
         pytest.raises(OSError) as raised,

@@ -14,6 +14,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from support.tools import unavailable
 
 from lifecycle.backends.store import LocalStore
 from lifecycle.errors import StackError
@@ -84,7 +85,7 @@ def make_deb(
 def test_synthetic_deb_is_a_real_deb(tmp_path: Path) -> None:
     dpkg_deb = shutil.which("dpkg-deb")
     if dpkg_deb is None:
-        pytest.skip("dpkg-deb not installed")
+        unavailable("dpkg-deb not installed: apt-get install dpkg")
     deb = make_deb(tmp_path, "tool", "2.0-1", {"bin/tool": b"odd"})
     assert (
         subprocess.run([dpkg_deb, "-f", deb, "Version"], capture_output=True, text=True).stdout == "2.0-1\n"
