@@ -34,6 +34,7 @@ from lifecycle.oci.limits import LayerBudget
 __all__ = [
     "MOUNT_FILES",
     "MOUNT_POINTS",
+    "DiffIdReader",
     "chain_id",
     "extract_archive",
     "extract_rootfs",
@@ -145,7 +146,7 @@ def _add_mount_points(dest: Path) -> None:
             )
 
 
-class _Hashed:
+class DiffIdReader:
     """The layer stream for tarfile, hashed on the way (the diffID)."""
 
     def __init__(self, stream: BinaryIO) -> None:
@@ -176,7 +177,7 @@ class _BoundedTarInfo(tarfile.TarInfo):
 def _apply_layer(layer: Layer, dest: Path) -> None:
     budget = LayerBudget("the layer", "read layer", ImageError)
     with layer.uncompressed() as stream:
-        hashed = _Hashed(budget.stream(stream))
+        hashed = DiffIdReader(budget.stream(stream))
         with tarfile.open(fileobj=hashed, mode="r|", tarinfo=_BoundedTarInfo) as tar:  # type: ignore[call-overload]
             while (member := tar.next()) is not None:
                 tar.members.clear()  # stream mode keeps every header otherwise

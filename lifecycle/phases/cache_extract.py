@@ -12,7 +12,6 @@ wrong one.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tarfile
@@ -20,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO, BinaryIO
 
+from lifecycle.execution.rootfs import DiffIdReader
 from lifecycle.fsutil import remove_tree
 from lifecycle.oci.limits import LayerBudget
 from lifecycle.phases.cache import CacheError
@@ -28,25 +28,6 @@ __all__ = ["extract_layer", "remove_tree"]
 
 _CHUNK = 1 << 20
 _MODE_BITS = 0o1777  # setuid and setgid bits are never restored
-
-
-class _HashingReader:
-    """Reads a stream for tarfile while hashing every byte (the diffID)."""
-
-    def __init__(self, stream: BinaryIO) -> None:
-        self._stream = stream
-        self._hash = hashlib.sha256()
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._stream.read(size)
-        self._hash.update(data)
-        return data
-
-    def digest(self) -> str:
-        """Read what tarfile left (end-of-archive blocks, padding), then the digest of it all."""
-        while chunk := self._stream.read(_CHUNK):
-            self._hash.update(chunk)
-        return "sha256:" + self._hash.hexdigest()
 
 
 @dataclass
@@ -130,7 +111,7 @@ def extract_layer(stream: BinaryIO, prefix: str, dest: Path, diff_id: str) -> No
     ``diff_id``; otherwise it is removed and ``CacheError`` says why.
     """
     budget = LayerBudget(f"the cached layer {prefix}", "restore cached layer", CacheError)
-    reader = _HashingReader(budget.stream(stream))
+    reader = DiffIdReader(budget.stream(stream))
     unpacker = _Unpacker(dest, PurePosixPath("/", prefix))
     try:
         with tarfile.open(fileobj=reader, mode="r|") as tar:  # type: ignore[call-overload]
@@ -138,7 +119,7 @@ def extract_layer(stream: BinaryIO, prefix: str, dest: Path, diff_id: str) -> No
                 tar.members.clear()  # stream mode keeps every header otherwise
                 budget.entry(member)
                 unpacker.add(member, tar)
-        actual = reader.digest()
+        actual = reader.diff_id()
         if actual != diff_id:
             raise CacheError("restore cached layer", f"content hashes to {actual}, expected {diff_id}")
         unpacker.finish()
